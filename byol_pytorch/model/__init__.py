@@ -1,0 +1,27 @@
+"""The model side of BYOL: pure PyTorch (and kornia), no training loop, no accelerate."""
+
+from .augment import BYOLAugmentation, Normalize, default_augmentations
+from .byol import BYOL, BYOLOutput, representation_std
+from .ema import copy_weights_, cosine_tau, ema_update_
+from .encoder import HiddenLayerEncoder, resolve_hidden_layer
+from .heads import MLPHead, SimSiamProjector, simsiam_predictor
+from .loss import byol_loss, normalized_mse
+
+__all__ = [
+    "BYOL",
+    "BYOLAugmentation",
+    "BYOLOutput",
+    "HiddenLayerEncoder",
+    "MLPHead",
+    "Normalize",
+    "SimSiamProjector",
+    "byol_loss",
+    "copy_weights_",
+    "cosine_tau",
+    "default_augmentations",
+    "ema_update_",
+    "normalized_mse",
+    "representation_std",
+    "resolve_hidden_layer",
+    "simsiam_predictor",
+]

@@ -1,0 +1,161 @@
+"""BYOL's two augmentation pipelines, run on the input's device with per-image draws.
+
+The views follow Grill et al. (2020), table 6: both views share random resized
+crop, flip, colour jitter and grayscale; view 1 is always blurred and never
+solarized, view 2 is rarely blurred and sometimes solarized. kornia draws the
+parameters of every operation for each image of the batch separately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import kornia.augmentation as K
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# For images that are not RGB: the average of ImageNet's channel statistics.
+GRAY_MEAN, GRAY_STD = 0.449, 0.226
+SMALL_IMAGE_SIDE = 64
+
+
+def as_size(image_size: int | Sequence[int]) -> tuple[int, int]:
+    """``image_size`` as ``(height, width)``, validated."""
+    if isinstance(image_size, bool):
+        raise TypeError(f"image_size must be an int or (height, width), got {image_size!r}")
+    if isinstance(image_size, int):
+        size = (image_size, image_size)
+    elif isinstance(image_size, Sequence) and len(image_size) == 2 and all(isinstance(s, int) for s in image_size):
+        size = (int(image_size[0]), int(image_size[1]))
+    else:
+        raise TypeError(f"image_size must be an int or (height, width), got {image_size!r}")
+    if min(size) < 2:
+        raise ValueError(f"image_size must be at least 2 pixels on each side, got {image_size!r}")
+    return size
+
+
+def blur_kernel_size(image_size: int | Sequence[int]) -> int:
+    """An odd Gaussian kernel about 10% of the shorter side (23 at 224 px), at least 3."""
+    side = min(as_size(image_size))
+    kernel = max(3, round(side / 10))
+    return kernel if kernel % 2 == 1 else kernel + 1
+
+
+def default_crop_scale(image_size: int | Sequence[int]) -> tuple[float, float]:
+    """The crop area range: the paper's (0.08, 1) from 64 px up, (0.2, 1) below.
+
+    An 8% crop of a 32-px image is a 9-px patch upsampled back; at that size
+    most crops no longer contain the object, so small images keep more of it
+    (as SimCLR-style CIFAR recipes do).
+    """
+    return (0.08, 1.0) if min(as_size(image_size)) >= SMALL_IMAGE_SIDE else (0.2, 1.0)
+
+
+class Normalize(nn.Module):
+    """Channel-wise ``(x - mean) / std`` that adapts to the number of channels.
+
+    With no ``mean``/``std`` given: ImageNet's statistics for 3 channels, and
+    ``0.449 / 0.226`` (their average) for every channel otherwise.
+    """
+
+    def __init__(self, mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
+        super().__init__()
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std, or neither")
+        if std is not None and any(s <= 0 for s in std):
+            raise ValueError(f"std must be positive, got {tuple(std)!r}")
+        self.mean = None if mean is None else tuple(float(m) for m in mean)
+        self.std = None if std is None else tuple(float(s) for s in std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalises ``(B, C, H, W)`` images."""
+        channels = x.shape[1]
+        if self.mean is not None:
+            mean, std = self.mean, self.std
+            if len(mean) != channels:
+                raise ValueError(f"Normalize has {len(mean)} channel means but the images have {channels} channels")
+        elif channels == 3:
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
+        else:
+            mean, std = (GRAY_MEAN,) * channels, (GRAY_STD,) * channels
+        mean_t = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        std_t = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        return (x - mean_t) / std_t
+
+
+class BYOLAugmentation(nn.Module):
+    """One of BYOL's two views, as a module on ``(B, C, H, W)`` float images in [0, 1].
+
+    Colour jitter and grayscale need RGB: on 4-channel images they act on the
+    first three channels and leave the fourth; on 1-channel images they are
+    skipped. Output values are clipped to [0, 1]; normalisation is separate
+    (:class:`Normalize`).
+
+    Args:
+        image_size: output size, int or ``(height, width)``.
+        view: 1 (blur always, no solarize) or 2 (blur p 0.1, solarize p 0.2).
+        crop_scale: area range of the random resized crop; defaults to
+            :func:`default_crop_scale`.
+        blur_kernel: Gaussian kernel size; defaults to :func:`blur_kernel_size`.
+    """
+
+    def __init__(
+        self,
+        image_size: int | Sequence[int],
+        view: int = 1,
+        crop_scale: tuple[float, float] | None = None,
+        blur_kernel: int | None = None,
+    ) -> None:
+        super().__init__()
+        if view not in (1, 2):
+            raise ValueError(f"view must be 1 or 2, got {view!r}")
+        size = as_size(image_size)
+        scale = crop_scale or default_crop_scale(size)
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {scale!r}")
+        kernel = blur_kernel or blur_kernel_size(size)
+        blur_p, solarize_p = (1.0, 0.0) if view == 1 else (0.1, 0.2)
+        self.view = view
+        self.geometric = nn.Sequential(
+            K.RandomResizedCrop(size, scale=scale, ratio=(3 / 4, 4 / 3), resample="BICUBIC"),
+            K.RandomHorizontalFlip(p=0.5),
+        )
+        self.colour = nn.Sequential(
+            K.ColorJitter(0.4, 0.4, 0.2, 0.1, p=0.8),
+            K.RandomGrayscale(p=0.2),
+        )
+        self.blur = K.RandomGaussianBlur((kernel, kernel), sigma=(0.1, 2.0), p=blur_p)
+        self.solarize = K.RandomSolarize(thresholds=(0.5, 0.5), additions=0.0, p=solarize_p) if solarize_p else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Draws one view of every image.
+
+        Args:
+            x: ``(B, C, H, W)`` float images in [0, 1], any H and W.
+
+        Returns:
+            ``(B, C, image_size[0], image_size[1])`` in [0, 1].
+        """
+        # Bicubic resampling overshoots; clip before the colour operations.
+        x = self.geometric(x).clamp_(0.0, 1.0)
+        channels = x.shape[1]
+        if channels == 3:
+            x = self.colour(x)
+        elif channels == 4:
+            x = torch.cat([self.colour(x[:, :3]), x[:, 3:]], dim=1)
+        x = self.blur(x)
+        if self.solarize is not None:
+            x = self.solarize(x)
+        return x.clamp_(0.0, 1.0)
+
+
+def default_augmentations(
+    image_size: int | Sequence[int], crop_scale: tuple[float, float] | None = None
+) -> tuple[BYOLAugmentation, BYOLAugmentation]:
+    """The paper's two pipelines, view 1 and view 2."""
+    return (
+        BYOLAugmentation(image_size, view=1, crop_scale=crop_scale),
+        BYOLAugmentation(image_size, view=2, crop_scale=crop_scale),
+    )

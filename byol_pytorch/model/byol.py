@@ -1,0 +1,354 @@
+"""The BYOL module: wraps any image network and returns the BYOL loss for a batch."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .augment import Normalize, as_size, default_augmentations
+from .ema import BufferMode, copy_weights_, cosine_tau, ema_update_
+from .encoder import (
+    HiddenLayer,
+    HiddenLayerEncoder,
+    SpatialPool,
+    TokenPool,
+    infer_channels,
+    infer_output_dim,
+)
+from .heads import MLPHead, SimSiamProjector, simsiam_predictor
+from .loss import byol_loss
+
+Augment = Callable[[torch.Tensor], torch.Tensor]
+
+
+class BYOLOutput(NamedTuple):
+    """What ``BYOL.forward(..., return_details=True)`` returns.
+
+    Attributes:
+        loss: the scalar BYOL loss.
+        representation_std: the standard deviation over the batch of the
+            l2-normalised online representations of view 1, averaged over
+            dimensions (detached). Near ``1/sqrt(D)`` when healthy, near 0
+            when the representation has collapsed.
+    """
+
+    loss: torch.Tensor
+    representation_std: torch.Tensor
+
+
+def representation_std(features: torch.Tensor) -> torch.Tensor:
+    """Collapse monitor: mean per-dimension std of l2-normalised ``(B, D)`` features."""
+    return F.normalize(features.detach().float(), dim=1).std(dim=0).mean()
+
+
+def clone_module(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module``, also for modules holding non-leaf tensors.
+
+    ``torch.nn.utils.weight_norm`` (the old, hook-based one) keeps the computed
+    weight as a plain attribute that autograd built, which ``copy.deepcopy``
+    refuses. Such attributes are detached for the copy (the hook recomputes
+    them on the next forward) and restored on the original.
+    """
+    try:
+        return copy.deepcopy(module)
+    except RuntimeError as first_error:
+        patched = [
+            (owner, name, value)
+            for owner in module.modules()
+            for name, value in vars(owner).items()
+            if isinstance(value, torch.Tensor) and not value.is_leaf
+        ]
+        if not patched:
+            raise TypeError(
+                f"the network cannot be copied to build the target encoder ({first_error}); "
+                "use use_momentum=False (SimSiam, no copy) or make the network deep-copyable"
+            ) from first_error
+        try:
+            for owner, name, value in patched:
+                owner.__dict__[name] = value.detach()
+            return copy.deepcopy(module)
+        finally:
+            for owner, name, value in patched:
+                owner.__dict__[name] = value
+
+
+class BYOL(nn.Module):
+    """Bootstrap Your Own Latent (Grill et al., 2020) around any image network.
+
+    Calling the module on a batch of unlabelled images draws two augmented
+    views of every image, runs the online network (encoder, projector,
+    predictor) and the target network (an exponential moving average of the
+    online encoder and projector) on them, and returns the symmetric BYOL loss.
+    After each optimiser step call :meth:`update_moving_average`.
+
+    Args:
+        net: any image network taking ``(B, C, H, W)`` images. Its parameters
+            are trained in place; its state is otherwise left as it was.
+        image_size: side of the augmented views, int or ``(height, width)``.
+        hidden_layer: the layer whose output is the representation: a dotted
+            module name, an index into ``net.children()``, or -1 for the
+            network's output. The default -2 is the layer before the last
+            child (``avgpool`` for torchvision ResNets).
+        projection_size: output width of projector and predictor (256).
+        projection_hidden_size: hidden width of projector and predictor (4096).
+        augment_fn: replaces view 1's augmentation (any callable on a batch).
+        augment_fn2: replaces view 2's; defaults to ``augment_fn`` when only
+            that is given, else to the paper's second pipeline.
+        moving_average_decay: the base EMA decay tau (0.99).
+        use_momentum: ``False`` gives SimSiam: no target copy, the target is
+            the online projection under stop-gradient, SimSiam's heads.
+        ema_total_steps: when set, tau follows the paper's cosine schedule
+            from ``moving_average_decay`` to 1 over this many calls of
+            :meth:`update_moving_average`; when ``None`` tau stays constant.
+        ema_buffers: ``"average"`` (default) averages batch-norm running
+            statistics like the weights, so a target run in eval mode uses
+            statistics that match its averaged weights; ``"copy"`` copies them.
+        concat_views: run both views through the networks in one concatenated
+            batch (faster on small batches; batch-norm statistics then mix the
+            views) instead of one pass per view as in the paper.
+        normalize: normalise views (and :meth:`forward` inputs with
+            ``return_embedding=True``) after augmentation. Defaults to ``True``
+            with the built-in augmentation and ``False`` with ``augment_fn``,
+            whose pipeline is taken to be complete.
+        mean: per-channel means for the normalisation (default: ImageNet's
+            for RGB, 0.449 per channel otherwise).
+        std: per-channel standard deviations, given with ``mean``.
+        channels: input channels of the network; inferred from its first
+            convolution (3 if it has none).
+        spatial_pool: ``"avg"`` or ``"flatten"`` for a ``(B, C, H, W)`` hidden output.
+        token_pool: ``"cls"`` or ``"mean"`` for a ``(B, N, D)`` hidden output.
+        crop_scale: area range of the default random resized crop (see
+            :func:`byol_pytorch.model.augment.default_crop_scale`).
+        channels_last: give the network its views in channels-last memory
+            format (faster convolutions where the weights are channels-last too).
+        trace: cut the network after the hidden layer with torchvision's FX
+            feature extraction where possible (else a temporary hook).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        image_size: int | Sequence[int],
+        hidden_layer: HiddenLayer = -2,
+        projection_size: int = 256,
+        projection_hidden_size: int = 4096,
+        augment_fn: Augment | None = None,
+        augment_fn2: Augment | None = None,
+        moving_average_decay: float = 0.99,
+        use_momentum: bool = True,
+        *,
+        ema_total_steps: int | None = None,
+        ema_buffers: BufferMode = "average",
+        concat_views: bool = False,
+        normalize: bool | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        channels: int | None = None,
+        spatial_pool: SpatialPool = "avg",
+        token_pool: TokenPool = "cls",
+        crop_scale: tuple[float, float] | None = None,
+        channels_last: bool = False,
+        trace: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+        if not 0.0 <= moving_average_decay <= 1.0:
+            raise ValueError(f"moving_average_decay must be in [0, 1], got {moving_average_decay!r}")
+        if ema_total_steps is not None and (not isinstance(ema_total_steps, int) or ema_total_steps < 1):
+            raise ValueError(f"ema_total_steps must be a positive integer or None, got {ema_total_steps!r}")
+        if ema_buffers not in ("average", "copy"):
+            raise ValueError(f"ema_buffers must be 'average' or 'copy', got {ema_buffers!r}")
+        for name, fn in (("augment_fn", augment_fn), ("augment_fn2", augment_fn2)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable on a batch of images, got {type(fn).__name__}")
+
+        self.image_size = as_size(image_size)
+        self.use_momentum = use_momentum
+        self.moving_average_decay = float(moving_average_decay)
+        self.ema_total_steps = ema_total_steps
+        self.ema_buffers = ema_buffers
+        self.concat_views = concat_views
+        self.channels_last = channels_last
+        self.channels = channels if channels is not None else infer_channels(net)
+        self.ema_step = 0
+
+        default_1, default_2 = default_augmentations(self.image_size, crop_scale)
+        self.augment1: Augment = augment_fn if augment_fn is not None else default_1
+        self.augment2: Augment = augment_fn2 or augment_fn or default_2
+        if normalize is None:
+            normalize = augment_fn is None and augment_fn2 is None
+        self.normalize = Normalize(mean, std) if normalize else None
+
+        self.online_encoder = HiddenLayerEncoder(net, hidden_layer, spatial_pool, token_pool, trace)
+        self.representation_dim = infer_output_dim(self.online_encoder, self.channels, self.image_size)
+        if use_momentum:
+            self.online_projector: nn.Module = MLPHead(
+                self.representation_dim, projection_size, projection_hidden_size
+            )
+            self.online_predictor: nn.Module = MLPHead(projection_size, projection_size, projection_hidden_size)
+        else:
+            self.online_projector = SimSiamProjector(self.representation_dim, projection_size, projection_hidden_size)
+            self.online_predictor = simsiam_predictor(projection_size)
+        # The heads live where the network lives, in its dtype.
+        reference = next(iter(net.parameters()), None)
+        if reference is not None:
+            self.online_projector.to(reference.device, reference.dtype)
+            self.online_predictor.to(reference.device, reference.dtype)
+
+        self.target_encoder: nn.Module | None = None
+        self.target_projector: nn.Module | None = None
+        if use_momentum:
+            self.target_encoder = clone_module(self.online_encoder).requires_grad_(False)
+            self.target_projector = clone_module(self.online_projector).requires_grad_(False)
+        self._checked_range = False
+        self._warned_no_momentum = False
+
+    # -- the EMA target -------------------------------------------------------
+
+    @property
+    def current_tau(self) -> float:
+        """The decay the next :meth:`update_moving_average` uses."""
+        if self.ema_total_steps is None:
+            return self.moving_average_decay
+        return cosine_tau(self.ema_step, self.ema_total_steps, self.moving_average_decay)
+
+    def update_moving_average(self) -> None:
+        """One EMA step of the target towards the online encoder and projector.
+
+        Call it after each optimiser step. With ``use_momentum=False`` there is
+        no target and the call does nothing (it warns once).
+        """
+        if not self.use_momentum:
+            if not self._warned_no_momentum:
+                warnings.warn(
+                    "update_moving_average() does nothing with use_momentum=False (SimSiam has no "
+                    "moving-average target); the call can be removed",
+                    stacklevel=2,
+                )
+                self._warned_no_momentum = True
+            return
+        tau = self.current_tau
+        ema_update_(self.target_encoder, self.online_encoder, tau, self.ema_buffers)
+        ema_update_(self.target_projector, self.online_projector, tau, self.ema_buffers)
+        self.ema_step += 1
+
+    def reset_moving_average(self) -> None:
+        """Makes the target an exact copy of the online encoder and projector again."""
+        if not self.use_momentum:
+            return
+        copy_weights_(self.target_encoder, self.online_encoder)
+        copy_weights_(self.target_projector, self.online_projector)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"ema_step": self.ema_step}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.ema_step = int(state["ema_step"])
+
+    # -- forward --------------------------------------------------------------
+
+    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected a tensor of images (B, C, H, W), got {type(x).__name__}")
+        if x.ndim != 4:
+            raise ValueError(f"expected images of shape (B, C, H, W), got shape {tuple(x.shape)}")
+        if x.shape[1] != self.channels:
+            raise ValueError(f"the network takes {self.channels} channels, got images with {x.shape[1]}")
+        if x.dtype == torch.uint8:
+            return x.float().div_(255.0)
+        if not x.is_floating_point():
+            raise TypeError(f"expected float images in [0, 1] or uint8 images, got dtype {x.dtype}")
+        if not self._checked_range:
+            # Checked once: reading the values back forces a device sync.
+            self._checked_range = True
+            low, high = torch.aminmax(x.detach())
+            if low.item() < -0.1 or high.item() > 1.1:
+                warnings.warn(
+                    f"images should be floats in [0, 1] (the augmentation and normalisation expect that), "
+                    f"got values in [{low.item():.3g}, {high.item():.3g}]; already-normalised input "
+                    "is normalised twice",
+                    stacklevel=3,
+                )
+        return x
+
+    def _prepare(self, views: torch.Tensor) -> torch.Tensor:
+        if self.normalize is not None:
+            views = self.normalize(views)
+        if self.channels_last:
+            views = views.contiguous(memory_format=torch.channels_last)
+        return views
+
+    def _online(self, view: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        representation = self.online_encoder(view)
+        projection = self.online_projector(representation)
+        return representation, projection, self.online_predictor(projection)
+
+    def _target(self, view: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.target_projector(self.target_encoder(view))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        return_embedding: bool = False,
+        return_projection: bool = True,
+        return_details: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | BYOLOutput:
+        """The BYOL loss of a batch, or its embeddings.
+
+        Args:
+            x: ``(B, C, H, W)`` images, float in [0, 1] (uint8 is scaled).
+            return_embedding: return ``(projection, embedding)`` of the
+                un-augmented images (normalised as the training views are)
+                instead of the loss.
+            return_projection: with ``return_embedding``, ``False`` returns
+                the embedding ``(B, D)`` alone.
+            return_details: return a :class:`BYOLOutput` with a collapse
+                monitor beside the loss.
+
+        Returns:
+            The scalar loss; or ``(projection (B, P), embedding (B, D))``; or
+            the embedding; or a :class:`BYOLOutput`.
+        """
+        x = self._check_input(x)
+        if return_embedding:
+            embedding = self.online_encoder(self._prepare(x))
+            if not return_projection:
+                return embedding
+            return self.online_projector(embedding), embedding
+
+        if self.training and x.shape[0] < 2:
+            raise ValueError(
+                f"a training batch needs at least 2 images (the heads use batch norm), got {x.shape[0]}; "
+                "drop the last incomplete batch (DataLoader(drop_last=True))"
+            )
+        # Augment in full precision: autocast would run kornia's filters in bf16/fp16.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            view_1 = self._prepare(self.augment1(x))
+            view_2 = self._prepare(self.augment2(x))
+
+        if self.concat_views:
+            rep, proj, pred = self._online(torch.cat([view_1, view_2]))
+            (rep_1, _), (proj_1, proj_2), (pred_1, pred_2) = rep.chunk(2), proj.chunk(2), pred.chunk(2)
+        else:
+            rep_1, proj_1, pred_1 = self._online(view_1)
+            _, proj_2, pred_2 = self._online(view_2)
+
+        if not self.use_momentum:
+            target_1, target_2 = proj_1.detach(), proj_2.detach()
+        elif self.concat_views:
+            target_1, target_2 = self._target(torch.cat([view_1, view_2])).chunk(2)
+        else:
+            target_1, target_2 = self._target(view_1), self._target(view_2)
+
+        loss = byol_loss(pred_1, pred_2, target_1, target_2)
+        if return_details:
+            return BYOLOutput(loss, representation_std(rep_1))
+        return loss

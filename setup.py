@@ -1,0 +1,31 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="byol-pytorch",
+    version="0.1.0",
+    description="Bootstrap Your Own Latent (BYOL): self-supervised pretraining of any PyTorch image network",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["byol_pytorch", "byol_pytorch.*"]),
+    package_data={"byol_pytorch": ["py.typed"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "kornia>=0.7",
+        "accelerate>=0.26",
+        # The built-in demo dataset (real handwritten digits shipped inside the package).
+        "scikit-learn>=1.2",
+        "matplotlib>=3.6",
+        "tqdm>=4.60",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    classifiers=[
+        "License :: OSI Approved :: MIT License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

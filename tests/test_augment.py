@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from byol_pytorch.model.augment import (
+    IMAGENET_MEAN,
+    BYOLAugmentation,
+    Normalize,
+    as_size,
+    blur_kernel_size,
+    default_crop_scale,
+)
+
+
+def test_each_image_of_a_batch_gets_its_own_crop() -> None:
+    # One smooth image repeated: identical outputs would mean one draw for the batch.
+    ramp = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(8, 3, 32, 32).contiguous()
+    out = BYOLAugmentation(16, view=1)(ramp)
+    assert out.shape == (8, 3, 16, 16)
+    distinct = {tuple(img.flatten()[:64].round(decimals=4).tolist()) for img in out}
+    assert len(distinct) == 8
+
+
+def test_views_follow_the_paper() -> None:
+    view_1, view_2 = BYOLAugmentation(224, view=1), BYOLAugmentation(224, view=2)
+    assert view_1.blur.p == 1.0 and view_1.solarize is None
+    assert view_2.blur.p == pytest.approx(0.1) and view_2.solarize.p == pytest.approx(0.2)
+    crop = view_1.geometric[0]
+    assert crop.flags["size"] == (224, 224)
+    assert tuple(float(s) for s in crop._param_generator.scale) == pytest.approx((0.08, 1.0))
+    assert blur_kernel_size(224) == 23
+
+
+def test_small_images_get_a_gentler_crop_and_a_small_kernel() -> None:
+    assert default_crop_scale(32) == (0.2, 1.0)
+    assert default_crop_scale(96) == (0.08, 1.0)
+    assert blur_kernel_size(32) == 3 and blur_kernel_size((64, 128)) == 7
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_any_channel_count_stays_in_range(channels: int) -> None:
+    x = torch.rand(4, channels, 20, 24)
+    out = BYOLAugmentation((12, 10), view=2)(x)
+    assert out.shape == (4, channels, 12, 10)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_fourth_channel_is_not_colour_jittered() -> None:
+    aug = BYOLAugmentation(16, view=1)
+    aug.geometric = torch.nn.Identity()  # isolate the colour operations
+    aug.blur = torch.nn.Identity()
+    x = torch.rand(4, 4, 16, 16)
+    torch.testing.assert_close(aug(x)[:, 3], x[:, 3])
+
+
+def test_normalize_adapts_to_channels() -> None:
+    x = torch.full((2, 3, 4, 4), 0.5)
+    out = Normalize()(x)
+    assert out[0, 0, 0, 0].item() == pytest.approx((0.5 - IMAGENET_MEAN[0]) / 0.229)
+    assert Normalize()(torch.full((1, 1, 2, 2), 0.449)).abs().max() < 1e-6
+    with pytest.raises(ValueError, match="2 channel means but the images have 3"):
+        Normalize((0.5, 0.5), (0.2, 0.2))(x)
+
+
+def test_bad_sizes_are_named() -> None:
+    with pytest.raises(ValueError, match="at least 2 pixels.*1"):
+        as_size(1)
+    with pytest.raises(TypeError, match=r"int or \(height, width\), got 'big'"):
+        as_size("big")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="view must be 1 or 2, got 3"):
+        BYOLAugmentation(16, view=3)
