@@ -1,0 +1,361 @@
+"""Optimisers and learning-rate schedules used for BYOL pretraining.
+
+BYOL trains with LARS (You et al., 2017, "Large Batch Training of Convolutional
+Networks"), a base learning rate scaled linearly with the batch size, a linear
+warm-up and a cosine decay. Biases and normalisation parameters are excluded
+from both weight decay and the LARS adaptation. Everything here is plain torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "LARS",
+    "build_optimizer",
+    "lars_param_groups",
+    "scaled_learning_rate",
+    "warmup_cosine",
+]
+
+ParamsLike = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+
+def _check_lars_hyperparameters(
+    lr: float, momentum: float, weight_decay: float, trust_coefficient: float, eps: float, nesterov: bool
+) -> None:
+    if not lr >= 0.0:  # written this way so that NaN is rejected too
+        raise ValueError(f"lr must be >= 0, got {lr!r}")
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    if not weight_decay >= 0.0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    if not trust_coefficient > 0.0:
+        raise ValueError(f"trust_coefficient must be > 0, got {trust_coefficient!r}")
+    if not eps >= 0.0:
+        raise ValueError(f"eps must be >= 0, got {eps!r}")
+    if nesterov and momentum == 0.0:
+        raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum!r}")
+
+
+class LARS(torch.optim.Optimizer):
+    """Layer-wise Adaptive Rate Scaling with heavy-ball momentum, as used by BYOL.
+
+    For a parameter ``p`` with gradient ``g`` in a group that is not excluded::
+
+        d     = g + weight_decay * p
+        trust = trust_coefficient * ||p|| / (||d|| + eps)   if ||p|| > 0 and ||d|| > 0, else 1
+        v     = momentum * v + lr * trust * d
+        p     = p - v                                       (nesterov: p - (lr * trust * d + momentum * v))
+
+    The learning rate sits inside the momentum buffer, as in the reference BYOL
+    implementation; with a constant learning rate this is identical to
+    ``torch.optim.SGD``'s ``v = momentum * v + d; p -= lr * v``.
+
+    A group with ``lars_exclude=True`` (biases and normalisation parameters,
+    see :func:`lars_param_groups`) gets neither weight decay nor the trust
+    ratio, so it is plain SGD with momentum: ``v = momentum * v + lr * g``.
+
+    Args:
+        params: parameters or parameter groups. Groups may set ``lr``,
+            ``momentum``, ``weight_decay``, ``trust_coefficient``, ``eps``,
+            ``nesterov`` and ``lars_exclude``.
+        lr: learning rate, ``>= 0``.
+        momentum: momentum factor in ``[0, 1)``.
+        weight_decay: L2 penalty added to the gradient, ``>= 0``.
+        trust_coefficient: the LARS coefficient eta, ``> 0``.
+        eps: added to the update norm in the trust ratio's denominator, ``>= 0``.
+        nesterov: use Nesterov momentum (needs ``momentum > 0``).
+
+    Raises:
+        ValueError: if a hyperparameter is out of range.
+    """
+
+    def __init__(
+        self,
+        params: ParamsLike,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 1.5e-6,
+        trust_coefficient: float = 1e-3,
+        eps: float = 1e-8,
+        nesterov: bool = False,
+    ) -> None:
+        _check_lars_hyperparameters(lr, momentum, weight_decay, trust_coefficient, eps, nesterov)
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            trust_coefficient=trust_coefficient,
+            eps=eps,
+            nesterov=nesterov,
+            lars_exclude=False,
+        )
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Adds a group, filling in defaults, and checks its hyperparameters.
+
+        Args:
+            param_group: a dict with ``"params"`` and optional per-group options.
+
+        Raises:
+            ValueError: if one of the group's hyperparameters is out of range.
+        """
+        super().add_param_group(param_group)
+        # Validate after the defaults are filled in so per-group overrides are checked too.
+        group = self.param_groups[-1]
+        _check_lars_hyperparameters(
+            group["lr"],
+            group["momentum"],
+            group["weight_decay"],
+            group["trust_coefficient"],
+            group["eps"],
+            group["nesterov"],
+        )
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Performs one optimisation step.
+
+        Args:
+            closure: optional callable that re-evaluates the model and returns the loss.
+
+        Returns:
+            The closure's loss, or ``None`` without a closure.
+
+        Raises:
+            RuntimeError: if a gradient is sparse.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        for group in self.param_groups:
+            lr = group["lr"]
+            momentum = group["momentum"]
+            weight_decay = group["weight_decay"]
+            trust_coefficient = group["trust_coefficient"]
+            eps = group["eps"]
+            nesterov = group["nesterov"]
+            exclude = group["lars_exclude"]
+
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                if grad.is_sparse:
+                    raise RuntimeError(f"LARS does not support sparse gradients (parameter of shape {tuple(p.shape)})")
+
+                if exclude:
+                    update = grad
+                    scale: float | torch.Tensor = lr
+                else:
+                    # A fresh tensor only when decay changes the gradient; p.grad itself is never written.
+                    update = grad.add(p, alpha=weight_decay) if weight_decay != 0.0 else grad
+                    p_norm = torch.linalg.vector_norm(p)
+                    u_norm = torch.linalg.vector_norm(update)
+                    # torch.where keeps everything on the device (no .item() sync) and avoids 0/0.
+                    trust = torch.where(
+                        (p_norm > 0) & (u_norm > 0),
+                        trust_coefficient * p_norm / (u_norm + eps),
+                        torch.ones_like(p_norm),
+                    )
+                    scale = trust * lr
+
+                if momentum == 0.0:
+                    _add_scaled_(p, update, scale, -1.0)
+                    continue
+
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["momentum_buffer"] = buf
+                buf.mul_(momentum)
+                _add_scaled_(buf, update, scale, 1.0)
+                if nesterov:
+                    _add_scaled_(p, update, scale, -1.0)
+                    p.add_(buf, alpha=-momentum)
+                else:
+                    p.sub_(buf)
+
+        return loss
+
+
+def _add_scaled_(target: torch.Tensor, tensor: torch.Tensor, scale: float | torch.Tensor, sign: float) -> None:
+    """``target += sign * scale * tensor`` in place, without a temporary for ``scale * tensor``."""
+    if isinstance(scale, torch.Tensor):
+        target.addcmul_(tensor, scale, value=sign)
+    else:
+        target.add_(tensor, alpha=sign * scale)
+
+
+def lars_param_groups(module: nn.Module, weight_decay: float = 1.5e-6) -> list[dict[str, Any]]:
+    """Splits a module's trainable parameters into LARS groups the way BYOL does.
+
+    Weights with more than one dimension (convolution and linear kernels) are
+    decayed and adapted; one-dimensional (and scalar) parameters, i.e. all
+    biases and the affine parameters of BatchNorm/LayerNorm/GroupNorm, get no
+    weight decay and ``lars_exclude=True``.
+
+    Args:
+        module: the network to optimise.
+        weight_decay: decay for the adapted weights, ``>= 0``.
+
+    Returns:
+        Up to two groups, in this order: ``{"params", "weight_decay",
+        "lars_exclude": False}`` and ``{"params", "weight_decay": 0.0,
+        "lars_exclude": True}``. A group that would be empty is omitted.
+        Parameters with ``requires_grad=False`` are left out; a parameter shared
+        between submodules appears once.
+
+    Raises:
+        ValueError: if ``weight_decay`` is negative.
+    """
+    if not weight_decay >= 0.0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    decayed: list[nn.Parameter] = []
+    excluded: list[nn.Parameter] = []
+    seen: set[int] = set()
+    for p in module.parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        (decayed if p.ndim > 1 else excluded).append(p)
+
+    groups: list[dict[str, Any]] = []
+    if decayed:
+        groups.append({"params": decayed, "weight_decay": weight_decay, "lars_exclude": False})
+    if excluded:
+        groups.append({"params": excluded, "weight_decay": 0.0, "lars_exclude": True})
+    return groups
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int = 0, final_fraction: float = 0.0) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay.
+
+    During warm-up (``step < warmup_steps``) the multiplier is
+    ``(step + 1) / warmup_steps``, so the first step is already non-zero and the
+    last warm-up step reaches 1. From ``warmup_steps`` it follows half a cosine
+    from 1 down to ``final_fraction`` at ``total_steps`` and stays there after.
+    Suitable for ``torch.optim.lr_scheduler.LambdaLR`` via ``functools.partial``.
+
+    Args:
+        step: the current step, ``>= 0``.
+        total_steps: length of the schedule, ``> 0``.
+        warmup_steps: warm-up length, in ``[0, total_steps]``.
+        final_fraction: the multiplier at and after ``total_steps``, in ``[0, 1]``.
+
+    Returns:
+        The multiplier for the base learning rate.
+
+    Raises:
+        ValueError: if an argument is out of range.
+    """
+    if total_steps <= 0:
+        raise ValueError(f"total_steps must be > 0, got {total_steps!r}")
+    if not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps!r}], got {warmup_steps!r}")
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step!r}")
+    if not 0.0 <= final_fraction <= 1.0:
+        raise ValueError(f"final_fraction must be in [0, 1], got {final_fraction!r}")
+
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if step >= total_steps:
+        return float(final_fraction)
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def scaled_learning_rate(base_lr: float, batch_size: int) -> float:
+    """The paper's linear scaling rule: ``base_lr * batch_size / 256``.
+
+    Args:
+        base_lr: learning rate for a batch of 256, ``>= 0``.
+        batch_size: the actual (global) batch size, ``> 0``.
+
+    Returns:
+        The learning rate for ``batch_size``.
+
+    Raises:
+        ValueError: if ``base_lr`` is negative or ``batch_size`` is not positive.
+    """
+    if not base_lr >= 0.0:
+        raise ValueError(f"base_lr must be >= 0, got {base_lr!r}")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be > 0, got {batch_size!r}")
+    return base_lr * batch_size / 256
+
+
+_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "lars": LARS,
+}
+
+
+def build_optimizer(
+    params_or_module: nn.Module | ParamsLike,
+    name_or_class: str | type[torch.optim.Optimizer],
+    lr: float,
+    weight_decay: float | None = None,
+    **kwargs: Any,
+) -> torch.optim.Optimizer:
+    """Builds an optimiser by name or class.
+
+    With a module, LARS (by name, or ``LARS`` or a subclass) gets
+    :func:`lars_param_groups`; any other optimiser gets the parameters that
+    require grad. Parameters or groups passed directly are used as they are.
+
+    Args:
+        params_or_module: a module, an iterable of parameters, or parameter groups.
+        name_or_class: ``"adam"``, ``"adamw"``, ``"sgd"`` or ``"lars"``
+            (case-insensitive), or a ``torch.optim.Optimizer`` subclass.
+        lr: learning rate.
+        weight_decay: ``None`` keeps the optimiser's own default (0 for Adam and
+            SGD, 0.01 for AdamW, 1.5e-6 for LARS).
+        **kwargs: further options for the optimiser (e.g. ``momentum`` for SGD).
+
+    Returns:
+        The optimiser.
+
+    Raises:
+        ValueError: if ``name_or_class`` is an unknown name.
+        TypeError: if ``name_or_class`` is neither a string nor an Optimizer subclass.
+    """
+    if isinstance(name_or_class, str):
+        key = name_or_class.strip().lower()
+        if key not in _OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {name_or_class!r}; expected one of {sorted(_OPTIMIZERS)}")
+        cls = _OPTIMIZERS[key]
+    elif isinstance(name_or_class, type) and issubclass(name_or_class, torch.optim.Optimizer):
+        cls = name_or_class
+    else:
+        raise TypeError(
+            f"name_or_class must be an optimizer name or a torch.optim.Optimizer subclass, got {name_or_class!r}"
+        )
+
+    if weight_decay is not None:
+        kwargs["weight_decay"] = weight_decay
+
+    is_lars = issubclass(cls, LARS)
+    params: Any
+    if isinstance(params_or_module, nn.Module):
+        if is_lars:
+            decay = 1.5e-6 if weight_decay is None else weight_decay
+            params = lars_param_groups(params_or_module, decay)
+        else:
+            params = [p for p in params_or_module.parameters() if p.requires_grad]
+    else:
+        params = params_or_module
+    return cls(params, lr=lr, **kwargs)
