@@ -1,0 +1,85 @@
+"""Device facts and process state the trainer needs: precision, batch norm sync, RNG."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_mixed_precision(choice: str, device_type: str) -> str:
+    """``"auto"`` becomes ``"bf16"`` where the device computes in bf16 natively, else ``"no"``."""
+    if choice != "auto":
+        return choice
+    if device_type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    if device_type == "cpu":
+        return "bf16" if cpu_supports_bf16() else "no"
+    return "no"
+
+
+def convert_sync_batchnorm(module: nn.Module) -> Callable[[], None]:
+    """Swaps every batch norm inside ``module`` for a SyncBatchNorm sharing its tensors.
+
+    Returns a function that puts the original modules back (they share the
+    parameters and running statistics, so they carry the training with them):
+    the user's network ends training with its own module types.
+    """
+    swapped: list[tuple[nn.Module, str, nn.Module]] = []
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, nn.SyncBatchNorm):
+                sync = nn.SyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                        child.track_running_stats)
+                if child.affine:
+                    sync.weight, sync.bias = child.weight, child.bias
+                sync.running_mean, sync.running_var = child.running_mean, child.running_var
+                sync.num_batches_tracked = child.num_batches_tracked
+                sync.training = child.training
+                setattr(parent, name, sync)
+                swapped.append((parent, name, child))
+
+    def restore() -> None:
+        for parent, name, original in reversed(swapped):
+            original.training = getattr(parent, name).training
+            setattr(parent, name, original)
+
+    return restore
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Every random generator's state, as tensors and plain values (loadable with weights_only)."""
+    numpy_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy(), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

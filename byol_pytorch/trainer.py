@@ -1,0 +1,300 @@
+"""BYOLTrainer: trains a BYOL learner with Hugging Face Accelerate, one CPU to many GPUs."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .checkpoint import atomic_save, checkpoint_name, list_checkpoints, prune_checkpoints, safe_load
+from .config import TrainerConfig
+from .data import collate_images
+from .evaluate import extract_features, knn_accuracy
+from .model import BYOL
+from .optim import build_optimizer, scaled_learning_rate, warmup_cosine
+from .runtime import capture_rng_state, convert_sync_batchnorm, resolve_mixed_precision, restore_rng_state
+
+DEFAULT_LR = {"adam": 3e-4, "adamw": 3e-4, "sgd": 0.05, "lars": 0.2}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; training stopped before saving it."""
+
+
+class BYOLTrainer:
+    """Pretrains ``net`` with BYOL on ``dataset`` using Hugging Face Accelerate.
+
+    The same script runs on one process (``python train.py``) and on many
+    (``accelerate launch train.py``). ``batch_size`` is per process.
+
+    Args:
+        net: the image network to improve (trained in place).
+        dataset: any dataset of images: items may be tensors, PIL images,
+            numpy arrays or ``(image, label)`` pairs (labels ignored).
+        image_size: side of the augmented views, int or ``(height, width)``.
+        eval_dataset: a labelled dataset for the periodic kNN monitor
+            (``knn_every``); half of it is the memory bank, half the queries.
+        optimizer_klass: any ``torch.optim.Optimizer`` class, used instead of
+            ``optimizer``.
+        augment_fn: replaces view 1's augmentation (see :class:`BYOL`).
+        augment_fn2: replaces view 2's augmentation.
+        accelerator: an ``Accelerator`` to use instead of building one.
+        **options: every field of :class:`TrainerConfig` (learning_rate,
+            num_train_steps, batch_size, checkpoint_every, ...).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        dataset: Dataset,
+        image_size: int | tuple[int, int],
+        *,
+        eval_dataset: Dataset | None = None,
+        optimizer_klass: type[torch.optim.Optimizer] | None = None,
+        augment_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        augment_fn2: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        accelerator: Accelerator | None = None,
+        **options: Any,
+    ) -> None:
+        self.config = config = TrainerConfig.from_kwargs(**options)
+        self.net, self.dataset, self.eval_dataset = net, dataset, eval_dataset
+        self.output_dir = Path(config.output_dir)
+        if not config.resume and list_checkpoints(self.output_dir):
+            raise FileExistsError(
+                f"{self.output_dir} already holds checkpoints; pass resume=True to continue that run "
+                "or choose another output_dir"
+            )
+        self.learner = BYOL(
+            net, image_size, hidden_layer=config.hidden_layer, projection_size=config.projection_size,
+            projection_hidden_size=config.projection_hidden_size, augment_fn=augment_fn, augment_fn2=augment_fn2,
+            moving_average_decay=config.moving_average_decay, use_momentum=config.use_momentum,
+            ema_total_steps=config.num_train_steps if config.ema_schedule else None,
+            ema_buffers=config.ema_buffers, concat_views=config.concat_views, channels_last=config.channels_last,
+        )
+        if accelerator is None:
+            multi = accelerator_is_distributed()
+            unused = multi and self.learner.online_encoder.mode == "hook"
+            if unused:
+                warnings.warn("the network could not be traced, so layers after the hidden layer keep "
+                              "parameters without gradients; DDP will search for unused parameters (slower)")
+            device_type = "cuda" if torch.cuda.is_available() else "cpu"
+            accelerator = Accelerator(
+                mixed_precision=resolve_mixed_precision(config.mixed_precision, device_type),
+                gradient_accumulation_steps=config.gradient_accumulation_steps,
+                log_with=config.log_with, project_dir=str(self.output_dir),
+                dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
+                kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)],
+            )
+        self.accelerator = accelerator
+        self.optimizer_klass = optimizer_klass
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+
+    # -- set-up ------------------------------------------------------------------
+
+    def _global_batch(self) -> int:
+        c = self.config
+        return c.batch_size * self.accelerator.num_processes * c.gradient_accumulation_steps
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        name = c.optimizer
+        lr = c.learning_rate if c.learning_rate is not None else DEFAULT_LR[name]
+        if name == "lars" and self.optimizer_klass is None:
+            lr = scaled_learning_rate(lr, self._global_batch())
+        elif name in ("adam", "adamw") and lr > 1e-2:
+            warnings.warn(f"learning_rate {lr} is very high for {name} (BYOL's 0.2 is a LARS rate); "
+                          "Adam usually collapses above ~1e-3: try 3e-4")
+        optimizer = build_optimizer(self.learner, self.optimizer_klass or name, lr, c.weight_decay)
+        for group in optimizer.param_groups:
+            group["base_lr"] = group["lr"]
+        return optimizer
+
+    def _lr_factor(self, step: int) -> float:
+        c = self.config
+        if c.lr_schedule == "constant":
+            return 1.0
+        warmup = c.warmup_steps if c.warmup_steps is not None else c.num_train_steps // 20
+        return warmup_cosine(step, c.num_train_steps, warmup)
+
+    def _set_lr(self, optimizer: torch.optim.Optimizer) -> float:
+        factor = self._lr_factor(self.step)
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        return optimizer.param_groups[0]["lr"]
+
+    def _dataloader(self) -> DataLoader:
+        c, processes = self.config, self.accelerator.num_processes
+        if len(self.dataset) < c.batch_size * processes:
+            raise ValueError(f"the dataset has {len(self.dataset)} images, fewer than one batch "
+                             f"({c.batch_size} per process x {processes} processes)")
+        return DataLoader(
+            self.dataset, batch_size=c.batch_size, shuffle=True, drop_last=True, collate_fn=collate_images,
+            num_workers=c.num_workers, pin_memory=self.accelerator.device.type == "cuda",
+            persistent_workers=c.num_workers > 0, generator=torch.Generator().manual_seed(c.seed),
+        )
+
+    # -- checkpoints ---------------------------------------------------------------
+
+    def _state(self, optimizer: Any, epoch: int, batch_in_epoch: int) -> dict[str, Any]:
+        learner = self.accelerator.unwrap_model(self._model)
+        state = {
+            "format": 1, "step": self.step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+            "learner": learner.state_dict(), "optimizer": optimizer.state_dict(), "rng": capture_rng_state(),
+            "config": {k: v for k, v in self.config.to_dict().items() if isinstance(v, (int, float, str, bool))},
+        }
+        if self.accelerator.scaler is not None:
+            state["scaler"] = self.accelerator.scaler.state_dict()
+        return state
+
+    def sync_buffers(self) -> None:
+        """Averages batch-norm running statistics over processes (online and target).
+
+        DDP keeps parameters equal, but each process's batch norm tracks the
+        statistics of its own shard; averaging them at every checkpoint and at
+        the end gives every process, and the saved network, the same state.
+        """
+        if self.accelerator.num_processes == 1:
+            return
+        learner = self.accelerator.unwrap_model(self._model)
+        with torch.no_grad():
+            for buffer in learner.buffers():
+                if buffer.is_floating_point():
+                    buffer.copy_(self.accelerator.reduce(buffer.clone(), "mean"))
+
+    def save_checkpoint(self, optimizer: Any, epoch: int, batch_in_epoch: int) -> Path | None:
+        """Writes the full training state and ``net.pt`` (main process only); returns the path."""
+        self.sync_buffers()
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return None
+        path = atomic_save(self._state(optimizer, epoch, batch_in_epoch), self.output_dir / checkpoint_name(self.step))
+        atomic_save({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()},
+                    self.output_dir / "net.pt")
+        prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
+        return path
+
+    def _resume_path(self) -> Path | None:
+        resume = self.config.resume
+        if not resume:
+            return None
+        if resume is True or resume == "latest":
+            found = list_checkpoints(self.output_dir)
+            return found[-1] if found else None
+        path = Path(resume)
+        if path.is_dir():
+            found = list_checkpoints(path)
+            if not found:
+                raise FileNotFoundError(f"no checkpoint-*.pt in {path} to resume from")
+            return found[-1]
+        if not path.is_file():
+            raise FileNotFoundError(f"resume checkpoint {path} does not exist")
+        return path
+
+    def _load(self, path: Path, optimizer: Any) -> tuple[int, int]:
+        state = safe_load(path)
+        self.accelerator.unwrap_model(self._model).load_state_dict(state["learner"])
+        optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"])
+        self.step = int(state["step"])
+        return int(state["epoch"]), int(state["batch_in_epoch"])
+
+    # -- training ------------------------------------------------------------------
+
+    def __call__(self) -> nn.Module:
+        """Trains for ``num_train_steps`` optimiser steps and returns the improved network."""
+        from .progress import RunLogger
+
+        c, acc = self.config, self.accelerator
+        set_seed(c.seed, device_specific=True)
+        net_device = next(self.net.parameters()).device
+        restore_bn = None
+        if c.sync_batchnorm and acc.num_processes > 1 and acc.device.type == "cuda":
+            restore_bn = convert_sync_batchnorm(self.learner)
+        if c.channels_last:
+            self.learner.to(memory_format=torch.channels_last)
+        optimizer = self._build_optimizer()
+        loader = self._dataloader()
+        model, optimizer, loader = acc.prepare(self.learner, optimizer, loader)
+        self._model = model
+        if c.compile:
+            model = torch.compile(model)
+        epoch = batch_in_epoch = 0
+        resume_from = self._resume_path()
+        if resume_from is not None:
+            epoch, batch_in_epoch = self._load(resume_from, optimizer)
+            acc.print(f"resumed from {resume_from} at step {self.step}")
+        learner = acc.unwrap_model(self._model)
+        logger = RunLogger(self, acc, start_step=self.step)
+        try:
+            while self.step < c.num_train_steps:
+                loader.set_epoch(epoch)
+                batches = acc.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
+                for images in batches:
+                    with acc.accumulate(model):
+                        out = model(images, return_details=True)
+                        acc.backward(out.loss)
+                        if acc.sync_gradients and c.max_grad_norm:
+                            acc.clip_grad_norm_(model.parameters(), c.max_grad_norm)
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+                    batch_in_epoch += 1
+                    logger.record(out, images.shape[0])
+                    if not acc.sync_gradients:
+                        continue
+                    learner.update_moving_average()
+                    self.step += 1
+                    lr = self._set_lr(optimizer)
+                    if self.step % c.log_every == 0 or self.step == c.num_train_steps:
+                        logger.log(self.step, lr, learner.current_tau)
+                    if c.knn_every and self.eval_dataset is not None and self.step % c.knn_every == 0:
+                        logger.log_knn(self.step, self.knn_accuracy())
+                    if self.step % c.checkpoint_every == 0 or self.step == c.num_train_steps:
+                        logger.check_finite(self.step)
+                        self.save_checkpoint(optimizer, epoch, batch_in_epoch)
+                    if self.step >= c.num_train_steps:
+                        break
+                else:
+                    epoch, batch_in_epoch = epoch + 1, 0
+        finally:
+            logger.close()
+            if restore_bn is not None:
+                restore_bn()
+            self.net.to(device=net_device, memory_format=torch.contiguous_format)
+        acc.end_training()
+        return self.net
+
+    def knn_accuracy(self) -> float:
+        """kNN top-1 of the current online encoder on ``eval_dataset`` (half bank, half queries)."""
+        learner = self.accelerator.unwrap_model(self._model)
+        encoder = nn.Sequential(learner.normalize or nn.Identity(), learner.online_encoder)
+        features, labels = extract_features(encoder, self.eval_dataset, batch_size=256,
+                                            device=self.accelerator.device)
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+        half = len(order) // 2
+        bank, query = order[:half], order[half:]
+        return knn_accuracy(features[bank], labels[bank], features[query], labels[query], k=self.config.knn_k)
+
+
+def accelerator_is_distributed() -> bool:
+    """Whether this process was started as one of several (before an Accelerator exists)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def load_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The JSON-lines metrics of a run folder."""
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+

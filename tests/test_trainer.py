@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from byol_pytorch import BYOLTrainer, MockDataset, NonFiniteLossError
+from byol_pytorch.checkpoint import atomic_save, list_checkpoints, safe_load
+from byol_pytorch.runtime import convert_sync_batchnorm
+
+from .conftest import assert_same_state, state_copy, tiny_cnn
+
+SCRIPTS = Path(__file__).parent / "scripts"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Each trainer builds its own Accelerator; accelerate keeps process-wide state between them."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+FAST = dict(hidden_layer="flatten", projection_size=8, projection_hidden_size=16, num_workers=0,
+            mixed_precision="no", progress=False, log_every=1, batch_size=4)
+
+
+def _trainer(tmp_path: Path, steps: int = 4, dataset=None, net=None, **kwargs) -> BYOLTrainer:
+    options = {**FAST, "num_train_steps": steps, "checkpoint_every": 2, "output_dir": str(tmp_path / "run"), **kwargs}
+    torch.manual_seed(0)  # the same initial network in every run
+    return BYOLTrainer(net or tiny_cnn(), dataset=dataset or MockDataset(16, 32), image_size=16, **options)
+
+
+def test_training_writes_checkpoints_metrics_and_a_loadable_net(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, steps=6, keep_checkpoints=2)
+    net = trainer()
+    run = tmp_path / "run"
+    assert [p.name for p in list_checkpoints(run)] == ["checkpoint-00000004.pt", "checkpoint-00000006.pt"]
+    fresh = tiny_cnn()
+    fresh.load_state_dict(torch.load(run / "net.pt", weights_only=True))
+    assert_same_state(state_copy(fresh), state_copy(net))
+    losses = [r["loss"] for r in trainer.history if "loss" in r]
+    assert len(losses) == 6 and all(0 <= loss <= 8 for loss in losses)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and '"representation_std"' in lines[0]
+    state = safe_load(run / "checkpoint-00000006.pt")
+    assert state["step"] == 6 and {"learner", "optimizer", "rng", "config"} <= state.keys()
+
+
+def test_no_checkpoint_at_step_zero_and_last_step_is_saved(tmp_path: Path) -> None:
+    _trainer(tmp_path, steps=3, checkpoint_every=5)()
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["checkpoint-00000003.pt"]
+
+
+class CrashAfter(MockDataset):
+    def __init__(self, items: int) -> None:
+        super().__init__(16, 32)
+        self.items, self.read = items, 0
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        self.read += 1
+        if self.read > self.items:
+            raise KeyboardInterrupt
+        return super().__getitem__(index)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    full = _trainer(tmp_path / "a", steps=6)
+    full()
+    first = _trainer(tmp_path / "b", steps=6, dataset=CrashAfter(items=16))
+    with pytest.raises(KeyboardInterrupt):
+        first()  # dies fetching step 5's batch, after the step-4 checkpoint
+    resumed = _trainer(tmp_path / "b", steps=6, resume=True)
+    resumed()
+    a = resumed.accelerator.unwrap_model(resumed._model)
+    b = full.accelerator.unwrap_model(full._model)
+    assert_same_state(state_copy(a), state_copy(b))
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    script = [sys.executable, str(SCRIPTS / "resume_run.py")]
+    subprocess.run([*script, str(tmp_path / "full"), "8"], check=True, timeout=300)
+    proc = subprocess.Popen([*script, str(tmp_path / "killed"), "8", "slow"])
+    deadline = time.time() + 240
+    while not (tmp_path / "killed" / "checkpoint-00000004.pt").exists():
+        assert time.time() < deadline and proc.poll() is None, "the run ended before its step-4 checkpoint"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "checkpoint-00000008.pt").exists()
+    subprocess.run([*script, str(tmp_path / "killed"), "8", "resume"], check=True, timeout=300)
+    a = torch.load(tmp_path / "full" / "final.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "final.pt", weights_only=True)
+    assert_same_state(a, b)
+
+
+def test_existing_run_folder_needs_resume(tmp_path: Path) -> None:
+    _trainer(tmp_path, steps=2)()
+    with pytest.raises(FileExistsError, match="already holds checkpoints; pass resume=True"):
+        _trainer(tmp_path, steps=2)
+
+
+def test_crash_during_save_keeps_the_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "checkpoint-00000002.pt"
+    atomic_save({"step": 2}, path)
+
+    def broken_save(obj, handle) -> None:
+        handle.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_save({"step": 4}, path)
+    assert safe_load(path) == {"step": 2}
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_checkpoint_with_pickled_objects_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint-00000001.pt"
+    torch.save({"step": 1, "payload": Payload()}, path)
+    with pytest.raises(ValueError, match="refusing to load .*would execute pickled code"):
+        safe_load(path)
+
+
+def test_corrupt_checkpoint_names_the_previous_one(tmp_path: Path) -> None:
+    atomic_save({"step": 2}, tmp_path / "checkpoint-00000002.pt")
+    (tmp_path / "checkpoint-00000004.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match=r"checkpoint-00000004.pt is corrupt.*previous checkpoint .*00000002.pt"):
+        safe_load(tmp_path / "checkpoint-00000004.pt")
+    trainer = _trainer(tmp_path / "x", steps=2, resume=str(tmp_path / "checkpoint-00000004.pt"))
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        trainer()
+
+
+def test_gradient_accumulation_steps_ema_once_per_optimiser_step(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, steps=3, gradient_accumulation_steps=2)
+    trainer()
+    learner = trainer.accelerator.unwrap_model(trainer._model)
+    assert trainer.step == 3 and learner.ema_step == 3
+
+
+def test_bf16_on_cpu_trains(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, steps=2, mixed_precision="bf16")
+    trainer()
+    assert trainer.accelerator.mixed_precision == "bf16"
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in trainer.history)
+
+
+class NaNAfter(MockDataset):
+    """Images turn to NaN after `good` items have been read."""
+
+    def __init__(self, good: int) -> None:
+        super().__init__(16, 64)
+        self.good, self.read = good, 0
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        self.read += 1
+        image = super().__getitem__(index)
+        return image if self.read <= self.good else torch.full_like(image, float("nan"))
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, steps=6, dataset=NaNAfter(good=8))
+    with pytest.raises(NonFiniteLossError, match="NaN or infinite by step 3"):
+        trainer()
+    checkpoints = list_checkpoints(tmp_path / "run")
+    assert [p.name for p in checkpoints] == ["checkpoint-00000002.pt"]
+    state = safe_load(checkpoints[0])
+    assert all(torch.isfinite(v).all() for v in state["learner"].values() if isinstance(v, torch.Tensor))
+
+
+def test_options_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="unknown option 'learning_rat'; did you mean 'learning_rate'"):
+        _trainer(tmp_path, learning_rat=1e-3)
+    with pytest.raises(ValueError, match="optimizer must be one of adam, adamw, sgd, lars; got 'rmsprop'"):
+        _trainer(tmp_path, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        _trainer(tmp_path, dataset=MockDataset(16, 2))()
+
+
+@pytest.mark.parametrize("optimizer", ["lars", "sgd"])
+def test_other_optimisers_and_lars_lr_scaling(tmp_path: Path, optimizer: str) -> None:
+    trainer = _trainer(tmp_path, steps=2, optimizer=optimizer, lr_schedule="constant")
+    trainer()
+    if optimizer == "lars":
+        learner_lr = trainer.history[-1]["lr"]
+        assert learner_lr == pytest.approx(0.2 * 4 / 256)
+
+
+def test_user_network_comes_back_as_it_was_built(tmp_path: Path) -> None:
+    net = tiny_cnn()
+    _trainer(tmp_path, steps=2, net=net, channels_last=True)()
+    assert net.conv.weight.is_contiguous()
+    assert not any(m._forward_hooks for m in net.modules())
+
+
+def test_sync_batchnorm_swap_is_undone() -> None:
+    net = tiny_cnn()
+    original = net.bn
+    restore = convert_sync_batchnorm(net)
+    assert isinstance(net.bn, nn.SyncBatchNorm) and net.bn.weight is original.weight
+    restore()
+    assert net.bn is original
+
+
+def test_two_processes_end_identical_without_unused_parameter_search(tmp_path: Path) -> None:
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               str(SCRIPTS / "ddp_train.py"), str(tmp_path)]
+    subprocess.run(command, check=True, env=env, timeout=300)
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0["num_processes"] == 2 and rank0["ddp"] == "DistributedDataParallel"
+    assert rank0["find_unused_parameters"] is False
+    assert_same_state(rank0["online"], rank1["online"])
+    assert_same_state(rank0["target"], rank1["target"])
+    assert rank0["loss"] == rank1["loss"]  # the logged loss is the mean over processes
