@@ -1,0 +1,46 @@
+"""Every Python block of the README runs (on ResNet-18 and small sizes instead of ResNet-50 at 256 px)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SMALLER = [
+    ("models.resnet50()", "models.resnet18()"),
+    ("256", "32"),
+    ("(64, 64)", "(32, 32)"),
+    ("image_size=64", "image_size=32"),
+    ("range(100)", "range(2)"),
+    ("num_train_steps=100_000", "num_train_steps=2"),
+    ("MockDataset(32, 10000)", "MockDataset(32, 64)"),
+]
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_readme_has_the_usage_blocks() -> None:
+    blocks = python_blocks()
+    assert len(blocks) >= 5
+    assert "learner.update_moving_average()" in blocks[0] and "BYOLTrainer(" in "".join(blocks)
+
+
+def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from accelerate.state import AcceleratorState
+
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in python_blocks():
+        for old, new in SMALLER:
+            block = block.replace(old, new)
+        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
+    AcceleratorState._reset_state(reset_partial_state=True)
+    # The loop saved the user's improved network and the trainer its checkpoints.
+    assert set(torch.load(tmp_path / "improved-net.pt", weights_only=True)) == set(namespace["net"].state_dict())
+    assert (tmp_path / "checkpoints" / "net.pt").exists()
+    assert namespace["embedding"].shape == (20, 512)
