@@ -283,3 +283,16 @@ def test_runs_on_cuda() -> None:
     learner = _learner(tiny_cnn().cuda())
     assert learner.online_projector[0].weight.is_cuda
     assert torch.isfinite(learner(torch.rand(4, 3, 16, 16, device="cuda")))
+
+
+def test_torch_compile_traces_the_learner() -> None:
+    # aot_eager runs dynamo and AOTAutograd like inductor does, without the minutes of C++ compilation.
+    learner = _learner().eval()
+    learner.augment1 = learner.augment2 = nn.Identity()
+    x = torch.rand(4, 3, 16, 16)
+    expected = learner(x)
+    compiled = torch.compile(learner, backend="aot_eager")
+    loss = compiled(x)
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert learner.online_predictor[0].weight.grad is not None
