@@ -272,6 +272,9 @@ class BYOLTrainer:
             if restore_bn is not None:
                 restore_bn()
             self.net.to(device=net_device, memory_format=torch.contiguous_format)
+        skipped = getattr(self.dataset, "skipped_count", 0)
+        if skipped:
+            acc.print(f"{skipped} unreadable image file(s) were skipped (each was named in a warning)")
         acc.end_training()
         return self.net
 

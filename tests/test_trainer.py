@@ -227,3 +227,27 @@ def test_two_processes_end_identical_without_unused_parameter_search(tmp_path: P
     assert_same_state(rank0["online"], rank1["online"])
     assert_same_state(rank0["target"], rank1["target"])
     assert rank0["loss"] == rank1["loss"]  # the logged loss is the mean over processes
+
+
+class Labelled(MockDataset):
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return super().__getitem__(index), index % 2
+
+
+def test_knn_monitor_is_logged(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, steps=4, eval_dataset=Labelled(16, 20), knn_every=2)
+    trainer()
+    knn = [r["knn_top1"] for r in trainer.history if "knn_top1" in r]
+    assert len(knn) == 2 and all(0.0 <= a <= 1.0 for a in knn)
+
+
+class Blank(MockDataset):
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.zeros(3, 16, 16)
+
+
+def test_collapse_monitor_warns_when_representations_are_identical(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, steps=2, dataset=Blank(16, 16))
+    with pytest.warns(UserWarning, match="representation collapse suspected at step 1"):
+        trainer()
+    assert trainer.history[0]["representation_std"] < 1e-3
