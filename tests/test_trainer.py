@@ -251,3 +251,20 @@ def test_collapse_monitor_warns_when_representations_are_identical(tmp_path: Pat
     with pytest.warns(UserWarning, match="representation collapse suspected at step 1"):
         trainer()
     assert trainer.history[0]["representation_std"] < 1e-3
+
+
+def test_corrupt_files_in_a_folder_are_skipped_and_counted(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from byol_pytorch import ImageFolderDataset
+
+    folder = tmp_path / "images" / "nested"
+    folder.mkdir(parents=True)
+    for i in range(9):
+        Image.new("RGB", (20, 20), (i * 20, 100, 50)).save(folder / f"{i}.png")
+    (folder / "broken.png").write_bytes(b"not an image at all")
+    dataset = ImageFolderDataset(tmp_path / "images", 16)
+    trainer = _trainer(tmp_path, steps=3, dataset=dataset, batch_size=10)
+    with pytest.warns(UserWarning, match="broken.png"):
+        trainer()
+    assert trainer.step == 3 and dataset.skipped_count == 1
