@@ -1,0 +1,78 @@
+"""The scripts in examples/ run end to end as a user would run them.
+
+Each script is started in a fresh interpreter with tiny sizes (3 steps of 8
+images at 16x16 px). A run must exit cleanly, print finite losses, save a
+``state_dict`` that a plain torchvision ResNet-18 loads with
+``weights_only=True`` and that differs from the untrained weights, and print
+the two kNN accuracies as numbers in [0, 1].
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SCRIPTS = ["train.py", "simsiam.py", "custom_augment.py"]
+TINY = ["--steps", "3", "--batch-size", "8", "--image-size", "16", "--log-every", "1", "--device", "cpu"]
+
+
+def run_example(script: str, out: Path, cwd: Path) -> str:
+    command = [sys.executable, str(EXAMPLES / script), *TINY, "--out", str(out)]
+    # One intra-op thread unless the caller chose: the runs are tiny, and with
+    # other processes on the cores, OpenMP's busy-waiting threads can make a
+    # two-thread run several times slower than a one-thread one.
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{script} exited with {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_example_runs_and_saves_a_loadable_network(script: str, tmp_path: Path) -> None:
+    out = tmp_path / "net.pt"
+    stdout = run_example(script, out, cwd=tmp_path)
+
+    losses = [float(value) for value in re.findall(r"loss\s+(\S+)", stdout)]
+    assert len(losses) == 3, stdout  # --log-every 1: one line per step
+    assert all(math.isfinite(loss) and loss >= 0 for loss in losses), losses
+
+    assert out.is_file()
+    state = torch.load(out, map_location="cpu", weights_only=True)
+    net = torchvision.models.resnet18()
+    net.load_state_dict(state)  # strict: exactly ResNet-18's keys and shapes
+
+    # The examples seed the network with --seed (default 0) before building it.
+    torch.manual_seed(0)
+    untrained = torchvision.models.resnet18().state_dict()
+    assert not torch.equal(state["conv1.weight"], untrained["conv1.weight"]), "training left the weights unchanged"
+
+    for label in ("freshly initialised", "after training"):
+        match = re.search(rf"{label}:\s*(\S+)", stdout)
+        assert match is not None, f"no kNN accuracy for {label!r} in:\n{stdout}"
+        accuracy = float(match.group(1))
+        assert 0.0 <= accuracy <= 1.0, accuracy
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_example_flags_are_documented(script: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # In-process (importing a script does not run it), so no second interpreter start-up.
+    spec = importlib.util.spec_from_file_location(f"example_{script[:-3]}", EXAMPLES / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.__doc__ and "python examples/" in module.__doc__  # says how to run it
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--help"])
+    assert exit_info.value.code == 0
+    usage = capsys.readouterr().out
+    for flag in ("--steps", "--batch-size", "--image-size", "--out", "--model"):
+        assert flag in usage, flag
