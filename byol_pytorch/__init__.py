@@ -1,12 +1,18 @@
-"""byol-pytorch: self-supervised pretraining of any image network with BYOL."""
+"""byol-pytorch: self-supervised pretraining of any image network with BYOL.
 
-from .config import TrainerConfig
+The model side (``BYOL`` and its pieces, data, evaluation) is pure PyTorch;
+the trainer, which needs Hugging Face Accelerate, is imported on first use.
+"""
+
+from typing import Any
+
 from .data import DigitsDataset, ImageFolderDataset, MockDataset
 from .model import BYOL, BYOLAugmentation, BYOLOutput, cosine_tau
 from .optim import LARS
-from .trainer import BYOLTrainer, NonFiniteLossError
 
 __version__ = "0.1.0"
+
+_TRAINER_NAMES = {"BYOLTrainer": "trainer", "NonFiniteLossError": "trainer", "TrainerConfig": "config"}
 
 __all__ = [
     "BYOL",
@@ -22,3 +28,12 @@ __all__ = [
     "cosine_tau",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Importing the trainer loads accelerate; users of the module alone never pay for it.
+    if name in _TRAINER_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_TRAINER_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module 'byol_pytorch' has no attribute {name!r}")
