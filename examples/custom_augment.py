@@ -19,6 +19,13 @@ Two things to know:
   handwritten digits, so instead of horizontal flips (a mirrored 2, 3, 4, 7 or
   9 is no longer that digit) the views get small rotations and shifts.
 
+Like ``examples/train.py`` the script ends by printing the kNN accuracy on
+held-out digits of the trained network and of an untrained one with the same
+initial weights. A random ResNet-18 is already hard to beat on these digits,
+and a run of this length on a CPU typically stays slightly below it; a small
+CNN trained with views like these for a few hundred steps does gain clearly
+(``tests/test_learning.py``).
+
 Run it with::
 
     python examples/custom_augment.py

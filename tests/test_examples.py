@@ -3,8 +3,8 @@
 Each script is started in a fresh interpreter with tiny sizes (3 steps of 8
 images at 16x16 px). A run must exit cleanly, print finite losses, save a
 ``state_dict`` that a plain torchvision ResNet-18 loads with
-``weights_only=True`` and that differs from the untrained weights, and print
-the two kNN accuracies as numbers in [0, 1].
+``weights_only=True`` and whose trunk (not its unused classifier) differs from
+the untrained weights, and print the two kNN accuracies as numbers in [0, 1].
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def test_example_runs_and_saves_a_loadable_network(script: str, tmp_path: Path) 
     torch.manual_seed(0)
     untrained = torchvision.models.resnet18().state_dict()
     assert not torch.equal(state["conv1.weight"], untrained["conv1.weight"]), "training left the weights unchanged"
+    # The classifier lies after the avgpool representation, so BYOL never trains it.
+    assert torch.equal(state["fc.weight"], untrained["fc.weight"])
 
     for label in ("freshly initialised", "after training"):
         match = re.search(rf"{label}:\s*(\S+)", stdout)
