@@ -23,7 +23,8 @@ class TrainerConfig:
     use_momentum: bool = True
     moving_average_decay: float = 0.99
     ema_schedule: bool = field(default=True, metadata={"help": "cosine tau schedule to 1 over num_train_steps"})
-    ema_buffers: str = field(default="average", metadata={"help": "average or copy batch-norm buffers"})
+    ema_buffers: str = field(default="average", metadata={"help": "average or copy batch-norm buffers",
+                                                          "choices": ("average", "copy")})
     concat_views: bool = False
     # Optimisation
     num_train_steps: int = 100_000
@@ -31,14 +32,17 @@ class TrainerConfig:
     learning_rate: float | None = field(
         default=None, metadata={"help": "Adam/AdamW/SGD: the rate (3e-4 for Adam); LARS: the base rate (0.2) x batch/256"}
     )
-    optimizer: str = field(default="adam", metadata={"help": "adam, adamw, sgd or lars"})
+    optimizer: str = field(default="adam", metadata={"help": "the optimiser", "choices": ("adam", "adamw", "sgd", "lars")})
     weight_decay: float | None = None
-    lr_schedule: str = field(default="cosine", metadata={"help": "cosine (with warm-up) or constant"})
+    lr_schedule: str = field(default="cosine", metadata={"help": "cosine (with warm-up) or constant",
+                                                         "choices": ("cosine", "constant")})
     warmup_steps: int | None = field(default=None, metadata={"help": "default: 5%% of num_train_steps"})
     gradient_accumulation_steps: int = 1
     max_grad_norm: float | None = None
     # Speed
-    mixed_precision: str = field(default="auto", metadata={"help": "auto, no, bf16 or fp16"})
+    mixed_precision: str = field(default="auto", metadata={
+        "help": "autocast precision; auto: bf16 where the device has it (recent GPUs, AVX512-BF16/AMX CPUs), else no",
+        "choices": ("auto", "no", "bf16", "fp16")})
     channels_last: bool = True
     compile: bool = False
     sync_batchnorm: bool = field(default=True, metadata={"help": "SyncBatchNorm on multi-GPU runs"})
@@ -63,15 +67,10 @@ class TrainerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        choices = {
-            "optimizer": ("adam", "adamw", "sgd", "lars"),
-            "lr_schedule": ("cosine", "constant"),
-            "mixed_precision": ("auto", "no", "bf16", "fp16"),
-            "ema_buffers": ("average", "copy"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        for f in dataclasses.fields(self):
+            allowed = f.metadata.get("choices")
+            if allowed and getattr(self, f.name) not in allowed:
+                raise ValueError(f"{f.name} must be one of {', '.join(allowed)}; got {getattr(self, f.name)!r}")
         if not 0.0 <= self.moving_average_decay <= 1.0:
             raise ValueError(f"moving_average_decay must be in [0, 1], got {self.moving_average_decay!r}")
         if self.learning_rate is not None and self.learning_rate <= 0:

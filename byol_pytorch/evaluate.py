@@ -23,9 +23,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-__all__ = ["extract_features", "knn_accuracy", "linear_probe", "evaluate_encoder"]
+__all__ = ["extract_features", "knn_accuracy", "labelled_split", "linear_probe", "evaluate_encoder"]
 
 
 def _default_device(encoder: Callable[[Tensor], Tensor]) -> torch.device:
@@ -368,3 +368,36 @@ def evaluate_encoder(
         "knn_top1": knn_accuracy(train_x, train_y, test_x, test_y, k=k, num_classes=num_classes),
         "linear_probe_top1": linear_probe(train_x, train_y, test_x, test_y, num_classes=num_classes),
     }
+
+
+def labelled_split(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset]:
+    """A deterministic half-and-half split of a labelled dataset, class by class.
+
+    Each class's items are shuffled with ``seed``; the first half (rounded up)
+    becomes the bank (kNN memory, probe training set), the rest the queries.
+    Labels come from ``dataset.labels`` when present, else from its items
+    ``(image, label)``.
+
+    Returns:
+        ``(bank, queries)``, two :class:`~torch.utils.data.Subset` with sorted indices.
+
+    Raises:
+        ValueError: with fewer than two classes, or no class of two or more items.
+    """
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        labels = torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])  # type: ignore[arg-type]
+    labels = torch.as_tensor(labels)
+    generator = torch.Generator().manual_seed(seed)
+    bank: list[int] = []
+    query: list[int] = []
+    for label in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)].tolist()
+        half = (len(members) + 1) // 2
+        bank += members[:half]
+        query += members[half:]
+    if not query or len(torch.unique(labels)) < 2:
+        raise ValueError(f"scoring a representation needs at least two classes and a class of two or more "
+                         f"images; got {len(labels)} image(s) in {len(torch.unique(labels))} class(es)")
+    return Subset(dataset, sorted(bank)), Subset(dataset, sorted(query))

@@ -47,6 +47,9 @@ class BYOLTrainer:
             ``optimizer``.
         augment_fn: replaces view 1's augmentation (see :class:`BYOL`).
         augment_fn2: replaces view 2's augmentation.
+        normalize: normalise the views (and the kNN monitor's images) after
+            augmentation; ``None`` (default) normalises with the built-in
+            views and not with ``augment_fn`` (see :class:`BYOL`).
         accelerator: an ``Accelerator`` to use instead of building one.
         **options: every field of :class:`TrainerConfig` (learning_rate,
             num_train_steps, batch_size, checkpoint_every, ...).
@@ -62,6 +65,7 @@ class BYOLTrainer:
         optimizer_klass: type[torch.optim.Optimizer] | None = None,
         augment_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
         augment_fn2: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        normalize: bool | None = None,
         accelerator: Accelerator | None = None,
         **options: Any,
     ) -> None:
@@ -76,7 +80,7 @@ class BYOLTrainer:
         self.learner = BYOL(
             net, image_size, hidden_layer=config.hidden_layer, projection_size=config.projection_size,
             projection_hidden_size=config.projection_hidden_size, augment_fn=augment_fn, augment_fn2=augment_fn2,
-            moving_average_decay=config.moving_average_decay, use_momentum=config.use_momentum,
+            normalize=normalize, moving_average_decay=config.moving_average_decay, use_momentum=config.use_momentum,
             ema_total_steps=config.num_train_steps if config.ema_schedule else None,
             ema_buffers=config.ema_buffers, concat_views=config.concat_views, channels_last=config.channels_last,
         )
@@ -101,7 +105,9 @@ class BYOLTrainer:
 
     # -- set-up ------------------------------------------------------------------
 
-    def _global_batch(self) -> int:
+    @property
+    def global_batch_size(self) -> int:
+        """Images per optimiser step over all processes and accumulated batches."""
         c = self.config
         return c.batch_size * self.accelerator.num_processes * c.gradient_accumulation_steps
 
@@ -110,7 +116,7 @@ class BYOLTrainer:
         name = c.optimizer
         lr = c.learning_rate if c.learning_rate is not None else DEFAULT_LR[name]
         if name == "lars" and self.optimizer_klass is None:
-            lr = scaled_learning_rate(lr, self._global_batch())
+            lr = scaled_learning_rate(lr, self.global_batch_size)
         elif name in ("adam", "adamw") and lr > 1e-2:
             warnings.warn(f"learning_rate {lr} is very high for {name} (BYOL's 0.2 is a LARS rate); "
                           "Adam usually collapses above ~1e-3: try 3e-4")

@@ -10,6 +10,7 @@ from byol_pytorch.model.augment import (
     as_size,
     blur_kernel_size,
     default_crop_scale,
+    digit_augmentations,
 )
 
 
@@ -70,3 +71,15 @@ def test_bad_sizes_are_named() -> None:
         as_size("big")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="view must be 1 or 2, got 3"):
         BYOLAugmentation(16, view=3)
+
+
+def test_digit_views_keep_the_character_unmirrored_and_in_range() -> None:
+    # A left-to-right ramp: a horizontal flip would make the right half darker than the left.
+    torch.manual_seed(0)
+    ramp = torch.linspace(0, 1, 16).view(1, 1, 1, 16).expand(32, 3, 16, 16).contiguous()
+    view_1, view_2 = digit_augmentations(16)
+    out_1, out_2 = view_1(ramp), view_2(ramp)
+    assert out_1.shape == out_2.shape == (32, 3, 16, 16)
+    assert out_1.min() >= 0.0 and out_1.max() <= 1.0 and out_2.min() >= 0.0 and out_2.max() <= 1.0
+    assert bool((out_1[..., 8:].mean(dim=(1, 2, 3)) > out_1[..., :8].mean(dim=(1, 2, 3))).all())
+    assert len({tuple(img.flatten()[:32].round(decimals=4).tolist()) for img in out_1}) == 32

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from byol_pytorch.evaluate import evaluate_encoder, extract_features, knn_accuracy, linear_probe
+from byol_pytorch.evaluate import evaluate_encoder, extract_features, knn_accuracy, labelled_split, linear_probe
 
 
 def _clusters(n_per_class: int, num_classes: int = 3, dim: int = 16, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -253,3 +253,26 @@ def test_evaluate_encoder_returns_both_scores() -> None:
     assert set(scores) == {"knn_top1", "linear_probe_top1"}
     assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in scores.values())
     assert net.training
+
+
+def test_labelled_split_is_deterministic_per_class_and_disjoint() -> None:
+    class Labelled(torch.utils.data.Dataset):
+        labels = torch.tensor([0] * 5 + [1] * 4 + [2] * 1)
+
+        def __len__(self) -> int:
+            return len(self.labels)
+
+        def __getitem__(self, i: int):
+            return torch.zeros(3, 4, 4), int(self.labels[i])
+
+    bank, query = labelled_split(Labelled())
+    again_bank, _ = labelled_split(Labelled())
+    assert bank.indices == again_bank.indices
+    assert not set(bank.indices) & set(query.indices) and len(bank) + len(query) == 10
+    assert sorted(Labelled.labels[query.indices].tolist()) == [0, 0, 1, 1]
+
+
+def test_labelled_split_needs_two_classes() -> None:
+    one_class = TensorDataset(torch.zeros(4, 3, 4, 4), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"at least two classes .* got 4 image\(s\) in 1 class"):
+        labelled_split(one_class)

@@ -241,6 +241,20 @@ def test_knn_monitor_is_logged(tmp_path: Path) -> None:
     assert len(knn) == 2 and all(0.0 <= a <= 1.0 for a in knn)
 
 
+def test_custom_views_can_ask_for_normalisation(tmp_path: Path) -> None:
+    def crop(x: torch.Tensor) -> torch.Tensor:
+        return x[..., :16, :16]
+
+    plain = _trainer(tmp_path / "plain", augment_fn=crop)
+    normalised = _trainer(tmp_path / "normalised", augment_fn=crop, normalize=True)
+    assert plain.learner.normalize is None and normalised.learner.normalize is not None
+    images = torch.rand(4, 3, 16, 16)
+    plain_views, normalised_views = plain.learner._prepare(images), normalised.learner._prepare(images)
+    assert torch.equal(plain_views, images)
+    assert torch.allclose(normalised_views, normalised.learner.normalize(images))
+    assert not torch.allclose(normalised_views, images)
+
+
 class Blank(MockDataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         return torch.zeros(3, 16, 16)
