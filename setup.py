@@ -23,6 +23,7 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={"test": ["pytest>=7"]},
+    entry_points={"console_scripts": ["byol-pytorch=byol_pytorch.cli:main"]},
     classifiers=[
         "License :: OSI Approved :: MIT License",
         "Programming Language :: Python :: 3",

@@ -1,0 +1,138 @@
+"""The ``byol-pytorch`` command: pretrain, evaluate and embed from a shell.
+
+::
+
+    byol-pytorch train                                  # the built-in demo: digits, ResNet-18, a few minutes
+    byol-pytorch train --data DIR --model resnet50 --image-size 128 --steps 20000 --out runs/mine
+    byol-pytorch train --out runs/mine --resume         # continue an interrupted run
+    byol-pytorch eval --checkpoint runs/mine [--data LABELLED_DIR]
+    byol-pytorch embed --checkpoint runs/mine --data DIR --out embeddings.npy
+    accelerate launch -m byol_pytorch train ...         # several GPUs or processes
+
+``train`` has one flag per field of :class:`byol_pytorch.TrainerConfig`
+(underscores become dashes, booleans get ``--no-...``), generated from the
+dataclass, plus the flags that choose data and model. Its defaults are those
+of the trainer except where the built-in demo needs others (``CLI_DEFAULTS``).
+
+A run folder holds, besides the trainer's checkpoints, ``net.pt`` and
+``metrics.jsonl``:
+
+* ``run.json``: what is needed to rebuild the network (model name, image
+  size, hidden layer, stem, channels, classes, seed); ``eval`` and ``embed``
+  read it;
+* ``summary.json`` and ``report.png``: written at the end, with kNN and
+  linear-probe accuracy of the trained network next to the same architecture
+  at random initialisation (same seed).
+
+Bad input (a missing folder, an unknown model, an impossible image size, an
+existing run folder without ``--resume``, ...) ends with one line on stderr,
+``byol-pytorch: error: ...``, and exit status 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .common import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, PROG, CLIError, Parser, first_line, image_size_arg, positive_int_arg
+from .flags import CLI_DEFAULTS, add_config_flags
+from .inspect_run import cmd_embed, cmd_eval
+from .networks import DEFAULT_IMAGE_SIZE, DEFAULT_MODEL, HIDDEN_LAYER_TABLE, SMALL_IMAGE_SIDE
+from .train import AUGMENTATIONS, cmd_train
+
+__all__ = ["CLIError", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog=PROG, description="BYOL self-supervised pretraining of any image network.",
+                     epilog=f"'{PROG} COMMAND --help' shows the options of a command.")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
+
+    train = commands.add_parser(
+        "train", help="pretrain a network with BYOL (default: ResNet-18 on the built-in digits)",
+        description="Pretrain a network with BYOL. With no --data it trains on scikit-learn's handwritten digits "
+                    "(built in) and scores the result against the same network at random initialisation.",
+    )
+    train.add_argument("--data", metavar="DIR", help="folder of training images, searched recursively "
+                                                     "(default: the built-in digits)")
+    train.add_argument("--eval-data", metavar="DIR", help="labelled folder (one sub-folder per class) to score the "
+                       "representation on, split 50/50 (default: the digits' test split when training on digits)")
+    train.add_argument("--model", default=None, help="a torchvision classification model (or timm, if installed), "
+                       f"randomly initialised (default: {DEFAULT_MODEL}). The representation is taken from: "
+                       + "; ".join(f"{layer!r} for {what}" for layer, what in HIDDEN_LAYER_TABLE))
+    train.add_argument("--image-size", type=image_size_arg, default=None, metavar="N",
+                       help=f"side of the training views in pixels, {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} "
+                            f"(default: {DEFAULT_IMAGE_SIZE})")
+    train.add_argument("--small-image-stem", action=argparse.BooleanOptionalAction, default=None,
+                       help=f"replace a ResNet's 7x7/2 stem and max-pool by a 3x3/1 conv (the CIFAR variant); "
+                            f"default: auto, on for ResNet-like models below {SMALL_IMAGE_SIDE} px when training on "
+                            "a GPU (on a CPU it costs ~16x the compute)")
+    train.add_argument("--augment", choices=AUGMENTATIONS, default=None,
+                       help="the views: 'paper' (BYOL's pipelines for photos) or 'digits' (for centred characters: "
+                            "no flips or colour, crops keeping 80-100%% of the image, small rotations and shifts); "
+                            "default: auto, 'digits' on the built-in digits, else 'paper'")
+    train.add_argument("--final-eval", action=argparse.BooleanOptionalAction, default=True,
+                       help="at the end, score the trained network against its random initialisation "
+                            "(kNN and linear probe; default: on)")
+    train.add_argument("--simsiam", action="store_true", help="SimSiam instead of BYOL (same as --no-use-momentum)")
+    train.add_argument("--threads", type=positive_int_arg, default=None, metavar="N",
+                       help="CPU threads (default: torch's; on machines of up to 4 cores, the faster of that "
+                            "and 1, timed at start: busy cores make many threads slower than one)")
+    add_config_flags(train, CLI_DEFAULTS)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser(
+        "eval", help="score a trained run against random initialisation",
+        description="kNN top-1 (cosine) and linear-probe top-1 of a run's network and of the same architecture "
+                    "at random initialisation. Without --data: the digits' train split is the bank and its test "
+                    "split the queries; a labelled folder is split 50/50 per class.")
+    evaluate.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help="a run folder of 'train'")
+    evaluate.add_argument("--data", metavar="LABELLED_DIR", default=None,
+                          help="folder with one sub-folder of images per class (default: the built-in digits)")
+    evaluate.add_argument("--k", type=positive_int_arg, default=20, metavar="N",
+                          help="neighbours of the kNN vote (default: 20)")
+    evaluate.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    evaluate.add_argument("--threads", type=positive_int_arg, default=None, metavar="N", help="CPU threads")
+    evaluate.add_argument("--json", action="store_true", help="also print the scores as one JSON line")
+    evaluate.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar (default: on)")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    embed = commands.add_parser(
+        "embed", help="write the representation of every image of a folder",
+        description="Embeddings (the hidden-layer representation, images normalised as in training) of every "
+                    "image under a folder, in sorted path order: FILE.npy plus FILE.npy.files.txt with the paths, "
+                    "or FILE.pt holding {'embeddings': tensor, 'files': list}.")
+    embed.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help="a run folder of 'train'")
+    embed.add_argument("--data", required=True, metavar="DIR", help="folder of images, searched recursively")
+    embed.add_argument("--out", required=True, metavar="FILE", help="FILE.npy or FILE.pt")
+    embed.add_argument("--batch-size", type=positive_int_arg, default=256, metavar="N",
+                       help="images per forward pass (default: 256)")
+    embed.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    embed.add_argument("--threads", type=positive_int_arg, default=None, metavar="N", help="CPU threads")
+    embed.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar (default: on)")
+    embed.set_defaults(handler=cmd_embed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (2 for bad input)."""
+    from ..trainer import NonFiniteLossError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.handler(args))
+    except SystemExit as exit_:  # --help and --version
+        return exit_.code if isinstance(exit_.code, int) else 0
+    except CLIError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as err:
+        print(f"{PROG}: error: {first_line(err)}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:
+        print(f"{PROG}: error: {first_line(err)}", file=sys.stderr)
+        return 1

@@ -1,0 +1,67 @@
+"""``byol-pytorch eval`` and ``embed``: score a trained run, or write the representation of a folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from ..runtime import choose_cpu_threads
+from .common import PROG, CLIError, pick_device
+from .datasets import Unlabelled, evaluation_sets, image_folder
+from .runs import load_trained, read_run
+from .scoring import features_of, score_backbones, score_table
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    run_dir, spec, state = read_run(args.checkpoint)
+    device = pick_device(args.device)
+    if device.type == "cpu":
+        choose_cpu_threads(args.threads)
+    bank, query, _, description = evaluation_sets(args.data, int(spec["image_size"]), "--data")
+    trained = load_trained(spec, state, run_dir)
+    scores = score_backbones(spec, trained, bank, query, k=args.k, device=device, progress=args.progress)
+    print(f"{run_dir}: {spec['model']} {spec['hidden_layer']!r} features, {description}, k={args.k}")
+    print(score_table(scores))
+    if args.json:
+        print(json.dumps({"run": str(run_dir), "k": args.k, **scores}))
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".npy", ".pt"):
+        raise CLIError(f"--out {args.out}: the file name must end in .npy or .pt")
+    run_dir, spec, state = read_run(args.checkpoint)
+    if out.exists() and out.resolve().parent == run_dir.resolve():
+        raise CLIError(f"--out {args.out} would overwrite a file of the run folder; write the embeddings elsewhere")
+    if not out.parent.is_dir():
+        raise CLIError(f"--out {args.out}: folder {out.parent} does not exist")
+    device = pick_device(args.device)
+    if device.type == "cpu":
+        choose_cpu_threads(args.threads)
+    images = image_folder(args.data, int(spec["image_size"]), labelled=False, flag="--data")
+    net = load_trained(spec, state, run_dir)
+    features, _ = features_of(net, spec["hidden_layer"], Unlabelled(images), device, batch_size=args.batch_size,
+                              desc="embedding", progress=args.progress)
+    files = list(images.files)  # type: ignore[attr-defined]
+    skipped = set(getattr(images, "skipped_files", ()))
+    if skipped:  # an unreadable file was replaced by its neighbour: drop those rows
+        keep = [i for i, f in enumerate(files) if f not in skipped]
+        features, files = features[keep], [files[i] for i in keep]
+        print(f"{PROG}: warning: {len(skipped)} unreadable image(s) left out", file=sys.stderr)
+    if out.suffix.lower() == ".npy":
+        with open(out, "wb") as handle:  # np.save(path) would append .npy to a name ending in .NPY
+            np.save(handle, features.numpy())
+        Path(str(out) + ".files.txt").write_text("".join(f + "\n" for f in files), encoding="utf-8")
+        listing = f" and {out}.files.txt"
+    else:
+        torch.save({"embeddings": features, "files": files}, out)
+        listing = ""
+    print(f"wrote {features.shape[0]} embeddings of width {features.shape[1]} to {out}{listing}")
+    return 0

@@ -1,0 +1,156 @@
+"""Run folders: where a run is written, its description ``run.json``, and loading it back."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..checkpoint import safe_load
+from .common import PROG, CLIError, first_line
+from .networks import (
+    DEFAULT_IMAGE_SIZE,
+    DEFAULT_MODEL,
+    apply_small_image_stem,
+    build_model,
+    default_hidden_layer,
+    model_source,
+    resolve_small_stem,
+)
+
+RUN_FORMAT = 1
+
+
+def read_run(checkpoint: str) -> tuple[Path, dict[str, Any], dict[str, torch.Tensor]]:
+    """The run folder, its ``run.json`` and the weights of ``net.pt`` (``--checkpoint`` may name either)."""
+    path = Path(checkpoint)
+    if not path.exists():
+        raise CLIError(f"--checkpoint {checkpoint}: no such run folder; pass a folder written by '{PROG} train'")
+    run_dir = path.parent if path.is_file() else path
+    weights = path if path.is_file() else run_dir / "net.pt"
+    missing = [p.name for p in (run_dir / "run.json", weights) if not p.is_file()]
+    if missing:
+        raise CLIError(f"--checkpoint {checkpoint}: {' and '.join(missing)} missing; pass a run folder written by "
+                       f"'{PROG} train' (net.pt appears at the first checkpoint)")
+    try:
+        spec = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        spec["model"], spec["image_size"]  # noqa: B018 - must be present
+    except (ValueError, KeyError, TypeError) as err:
+        raise CLIError(f"{run_dir / 'run.json'} is not a valid run description ({first_line(err)})") from err
+    return run_dir, spec, safe_load(weights)
+
+
+def load_trained(spec: dict[str, Any], state: dict[str, torch.Tensor], where: Path) -> nn.Module:
+    """The network of ``run.json`` with the weights of ``net.pt``."""
+    if isinstance(state, dict) and "learner" in state and "optimizer" in state:
+        raise CLIError(f"--checkpoint names a full training checkpoint; pass the run folder {where}, "
+                       "whose net.pt holds the network alone")
+    net = build_model(spec)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise CLIError(f"{where}: net.pt does not fit the model of run.json ({first_line(err)})") from err
+    return net
+
+
+def default_run_dir() -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / f"byol-{stamp}"
+    n = 2
+    while path.exists():
+        path = Path("runs") / f"byol-{stamp}-{n}"
+        n += 1
+    return path
+
+
+def process_state() -> Any:
+    """Accelerate's view of this process (rank, count, device), made as the trainer's Accelerator makes it.
+
+    ``Accelerator`` treats ``ACCELERATE_USE_CPU`` (set by ``accelerate launch
+    --cpu``) as ``cpu=True``; a bare ``PartialState()`` would not, and would then
+    see one process where the trainer sees several.
+    """
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def shared_value(value: Any) -> Any:
+    """The main process's ``value`` on every process (identity when there is one)."""
+    if process_state().num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value])[0]
+
+
+def resolve_run_dir(args: argparse.Namespace) -> Path:
+    resume = args.resume
+    if args.output_dir is not None:
+        return Path(args.output_dir)
+    if isinstance(resume, str):
+        found = Path(resume)
+        return found.parent if found.is_file() else found
+    if resume:
+        raise CLIError("--resume needs the run folder: pass --out RUN_DIR (or --resume RUN_DIR)")
+    return Path(shared_value(str(default_run_dir())))
+
+
+def check_run_dir(run_dir: Path, resume: Any) -> dict[str, Any] | None:
+    """Refuses to reuse a non-empty folder without --resume; returns its run.json when resuming."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CLIError(f"--out {run_dir} is a file; choose a folder name for the run")
+    used = run_dir.is_dir() and any(run_dir.iterdir())
+    if used and not resume:
+        raise CLIError(f"run folder {run_dir} already exists; pass --resume to continue it or choose another --out")
+    spec_path = run_dir / "run.json"
+    if resume and spec_path.is_file():
+        try:
+            return json.loads(spec_path.read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise CLIError(f"{spec_path} is not valid JSON ({first_line(err)})") from err
+    return None
+
+
+def run_spec(args: argparse.Namespace, previous: dict[str, Any] | None,
+              device_type: str) -> tuple[dict[str, Any], nn.Module]:
+    """The run description and its freshly initialised network.
+
+    Model, image size, stem and hidden layer come from the flags, else from the
+    run being resumed, else from the defaults (resnet18, 16 px, auto, auto).
+    """
+    chosen = {"model": args.model, "image_size": args.image_size, "small_image_stem": args.small_image_stem,
+              "hidden_layer": args.hidden_layer, "augment": None if args.augment == "auto" else args.augment}
+    if previous:
+        for key, value in chosen.items():
+            if value is not None and key in previous and previous[key] != value:
+                raise CLIError(f"--{key.replace('_', '-')} {value} differs from the run being resumed "
+                               f"({previous[key]}); drop the flag or start a new run")
+        chosen = {key: value if value is not None else previous.get(key) for key, value in chosen.items()}
+    name = chosen["model"] or DEFAULT_MODEL
+    size = chosen["image_size"] or DEFAULT_IMAGE_SIZE
+    digits = args.data is None
+    classes = 10 if digits else 1000
+    augment = chosen["augment"] or ("digits" if digits else "paper")
+    spec = {
+        "format": RUN_FORMAT, "model": name, "source": model_source(name), "image_size": size,
+        "small_image_stem": False, "channels": 3, "augment": augment,
+        "num_classes": int(previous.get("num_classes", classes)) if previous else classes,
+        "seed": int(previous.get("seed", args.seed)) if previous else args.seed,
+        "data": args.data, "eval_data": args.eval_data,
+    }
+    net = build_model(spec)
+    # Deciding on the stem after building is the same as build_model with the stem:
+    # seed, build, then draw the new conv1.
+    spec["small_image_stem"] = resolve_small_stem(chosen["small_image_stem"], net, size, device_type)
+    if spec["small_image_stem"]:
+        apply_small_image_stem(net)
+    layer = chosen["hidden_layer"]
+    spec["hidden_layer"] = layer if layer is not None else default_hidden_layer(name, net)
+    return spec, net

@@ -1,0 +1,368 @@
+"""The byol-pytorch command line: train, eval and embed end to end on tiny settings, and its errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+from byol_pytorch import TrainerConfig
+from byol_pytorch.cli import build_parser, main
+from byol_pytorch.cli.networks import apply_small_image_stem, default_hidden_layer, resolve_small_stem
+
+# A few seconds of training: 4 steps of 8 images at 16 px, stock ResNet-18 stem.
+TINY_OPTIONS = {"--steps": "4", "--batch-size": "8", "--image-size": "16", "--model": "resnet18",
+                "--num-workers": "0", "--projection-hidden-size": "32", "--knn-every": "2",
+                "--checkpoint-every": "2", "--mixed-precision": "no", "--threads": "1"}
+TINY_SWITCHES = ["--no-small-image-stem", "--no-progress"]
+
+
+def tiny(*, drop: tuple[str, ...] = (), **changes: str) -> list[str]:
+    """TINY's flags with some changed (``knn_every="0"``) or dropped (``drop=("--model",)``)."""
+    options = {**TINY_OPTIONS, **{"--" + k.replace("_", "-"): v for k, v in changes.items()}}
+    args = [x for flag, value in options.items() if flag not in drop for x in (flag, value)]
+    return args + [s for s in TINY_SWITCHES if s not in drop]
+
+
+TINY = tiny()
+
+
+def _reset_accelerate() -> None:
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    """Accelerate keeps process-wide state between trainers; --threads changes torch's thread count."""
+    threads = torch.get_num_threads()
+    _reset_accelerate()
+    yield
+    _reset_accelerate()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One tiny training run on the built-in digits, shared by the tests that read it."""
+    threads = torch.get_num_threads()
+    run = tmp_path_factory.mktemp("cli") / "run"
+    _reset_accelerate()
+    capture = _Capture()
+    with capture:
+        code = main(["train", *TINY, "--out", str(run)])
+    _reset_accelerate()
+    torch.set_num_threads(threads)
+    assert code == 0, capture.err
+    return run, capture.out
+
+
+class _Capture:
+    """Collects stdout/stderr inside a module-scoped fixture (capsys is per test)."""
+
+    def __enter__(self) -> _Capture:
+        import contextlib
+        import io
+
+        self._out, self._err = io.StringIO(), io.StringIO()
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(contextlib.redirect_stdout(self._out))
+        self._stack.enter_context(contextlib.redirect_stderr(self._err))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+        self.out, self.err = self._out.getvalue(), self._err.getvalue()
+
+
+def _write_images(folder: Path, layout: dict[str, int], size: int = 20) -> list[Path]:
+    """Writes small random PNGs: ``{"sub/folder": count}``; returns their paths."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for sub, count in layout.items():
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            path = folder / sub / f"img{i}.png"
+            Image.fromarray(rng.integers(0, 256, (size, size + 4, 3), dtype=np.uint8)).save(path)
+            paths.append(path)
+    return paths
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def _assert_usage_error(code: int, capsys: pytest.CaptureFixture[str], *phrases: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.startswith("byol-pytorch: error: ") and "\n" not in err, err
+    for phrase in phrases:
+        assert phrase in err, err
+    return err
+
+
+# -- train ---------------------------------------------------------------------------------------------------------------
+
+def test_train_writes_a_complete_run_folder(trained_run: tuple[Path, str]) -> None:
+    run, out = trained_run
+    names = {p.name for p in run.iterdir()}
+    assert {"run.json", "net.pt", "metrics.jsonl", "summary.json", "report.png",
+            "checkpoint-00000002.pt", "checkpoint-00000004.pt"} <= names
+
+    spec = json.loads((run / "run.json").read_text())
+    assert spec["model"] == "resnet18" and spec["image_size"] == 16 and spec["hidden_layer"] == "avgpool"
+    assert spec["small_image_stem"] is False and spec["channels"] == 3 and spec["augment"] == "digits"
+
+    net = torchvision.models.resnet18(num_classes=spec["num_classes"])
+    net.load_state_dict(torch.load(run / "net.pt", weights_only=True))
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 4 and summary["wall_time_s"] > 0 and summary["images_per_second"] > 0
+    for metric in ("knn_top1", "linear_probe_top1"):
+        assert set(summary[metric]) == {"trained", "random_init"}
+        assert all(0.0 <= value <= 1.0 for value in summary[metric].values())
+    assert 0.0 <= summary["knn_monitor_random_init"] <= 1.0
+
+    with Image.open(run / "report.png") as image:
+        image.verify()
+    assert (run / "report.png").stat().st_size > 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("knn_top1" in r for r in records) and any("loss" in r for r in records)
+    assert "trained" in out and "random init" in out and "kNN top-1" in out
+
+
+def test_an_existing_run_folder_is_refused_and_left_untouched(trained_run: tuple[Path, str],
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    run, _ = trained_run
+    before = _digest(run)
+    _assert_usage_error(main(["train", *TINY, "--out", str(run)]), capsys, "already exists", "--resume")
+    assert _digest(run) == before
+
+
+def test_resume_continues_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(["train", *tiny(steps="2", knn_every="0"), "--augment", "paper", "--no-final-eval",
+                 "--out", str(run)]) == 0
+    _reset_accelerate()
+    spec_before = (run / "run.json").read_text()
+    assert json.loads(spec_before)["augment"] == "paper"
+    # The model flags may be left out: they come from run.json.
+    more = tiny(steps="4", knn_every="0", drop=("--model", "--image-size", "--no-small-image-stem"))
+    assert main(["train", *more, "--out", str(run), "--resume"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    assert json.loads((run / "summary.json").read_text())["steps"] == 4
+    assert (run / "run.json").read_text() == spec_before
+    _reset_accelerate()
+    code = main(["train", *tiny(model="resnet34"), "--out", str(run), "--resume"])
+    _assert_usage_error(code, capsys, "differs from the run being resumed")
+
+
+# -- eval and embed ------------------------------------------------------------------------------------------------------
+
+def test_eval_on_digits_prints_trained_and_random_rows(trained_run: tuple[Path, str],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    run, _ = trained_run
+    assert main(["eval", "--checkpoint", str(run), "--k", "5", "--no-progress", "--json", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("trained", "random init"))]
+    assert [row[0] for row in rows] == ["trained", "random"]
+    for row in rows:
+        assert all(0.0 <= float(x) <= 1.0 for x in row[-2:])
+    scores = json.loads(out.strip().splitlines()[-1])
+    assert scores["k"] == 5 and set(scores["trained"]) == {"knn_top1", "linear_probe_top1"}
+    # The figures of eval match those of the summary written by train (both deterministic)
+    summary = json.loads((run / "summary.json").read_text())
+    assert scores["random_init"]["linear_probe_top1"] == pytest.approx(summary["linear_probe_top1"]["random_init"])
+
+
+def test_eval_on_a_labelled_folder(trained_run: tuple[Path, str], tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run, _ = trained_run
+    _write_images(tmp_path / "labelled", {"cats": 4, "dogs": 5})
+    # --checkpoint may also name the net.pt of the run
+    code = main(["eval", "--checkpoint", str(run / "net.pt"), "--data", str(tmp_path / "labelled"), "--no-progress",
+                 "--threads", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "5 bank / 4 query images, 2 classes" in out
+    assert "trained" in out and "random init" in out
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".pt"])
+def test_embed_writes_one_row_per_image(trained_run: tuple[Path, str], tmp_path: Path, suffix: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    run, _ = trained_run
+    paths = _write_images(tmp_path / "images", {"a": 3, "b/c": 2, ".": 2})
+    (tmp_path / "images" / "notes.txt").write_text("not an image")
+    out = tmp_path / f"emb{suffix}"
+    assert main(["embed", "--checkpoint", str(run), "--data", str(tmp_path / "images"), "--out", str(out),
+                 "--no-progress", "--batch-size", "3", "--threads", "1"]) == 0
+    expected = sorted(str(p) for p in paths)
+    if suffix == ".npy":
+        embeddings = np.load(out)
+        files = (tmp_path / "emb.npy.files.txt").read_text().splitlines()
+    else:
+        saved = torch.load(out, weights_only=True)
+        embeddings, files = saved["embeddings"].numpy(), saved["files"]
+    assert embeddings.shape == (7, 512) and np.isfinite(embeddings).all()
+    assert files == expected
+    assert "wrote 7 embeddings" in capsys.readouterr().out
+
+
+def test_embed_matches_eval_features(trained_run: tuple[Path, str], tmp_path: Path) -> None:
+    """The embedding of an image is the trained network's hidden layer on the normalised image."""
+    from byol_pytorch.cli.runs import load_trained, read_run
+    from byol_pytorch.data import ImageFolderDataset
+    from byol_pytorch.model import HiddenLayerEncoder, Normalize
+
+    run, _ = trained_run
+    _write_images(tmp_path / "images", {"x": 2})
+    assert main(["embed", "--checkpoint", str(run), "--data", str(tmp_path / "images"),
+                 "--out", str(tmp_path / "e.pt"), "--no-progress", "--threads", "1"]) == 0
+    _, spec, state = read_run(str(run))
+    net = load_trained(spec, state, run).eval()
+    images = torch.stack([ImageFolderDataset(tmp_path / "images", 16)[i] for i in range(2)])
+    with torch.no_grad():
+        expected = HiddenLayerEncoder(net, "avgpool")(Normalize()(images))
+    got = torch.load(tmp_path / "e.pt", weights_only=True)["embeddings"]
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+# -- bad input -----------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("extra", "phrases"),
+    [
+        (["--image-size", "7"], ["--image-size", "8 to 4096"]),
+        (["--image-size", "5000"], ["--image-size", "8 to 4096"]),
+        (["--image-size", "abc"], ["--image-size", "whole number"]),
+        (["--model", "resnet181"], ["unknown model 'resnet181'", "resnet18"]),
+        (["--model", "efficientnet_b9"], ["unknown model", "efficientnet_b"]),
+        (["--optimizer", "adagrad"], ["--optimizer: invalid choice: 'adagrad'", "'adam', 'adamw', 'sgd', 'lars'"]),
+        (["--batch-size", "0"], ["--batch-size must be a positive integer"]),
+        (["--bogus-flag"], ["unrecognized arguments: --bogus-flag"]),
+        (["--augment", "heavy"], ["--augment", "invalid choice"]),
+    ],
+)
+def test_bad_train_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
+                         phrases: list[str]) -> None:
+    code = main(["train", *TINY, "--out", str(tmp_path / "run"), *extra])
+    _assert_usage_error(code, capsys, *phrases)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_data_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ["--out", str(tmp_path / "run")]
+    _assert_usage_error(main(["train", *TINY, "--data", str(tmp_path / "missing"), *out]), capsys,
+                        "no such folder")
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "readme.txt").write_text("no images here")
+    _assert_usage_error(main(["train", *TINY, "--data", str(tmp_path / "empty"), *out]), capsys,
+                        "no image files found")
+    _write_images(tmp_path / "few", {".": 3})
+    _assert_usage_error(main(["train", *TINY, "--data", str(tmp_path / "few"), *out]), capsys,
+                        "fewer than one batch")
+    _write_images(tmp_path / "flat", {".": 9})
+    _assert_usage_error(main(["train", *TINY, "--data", str(tmp_path / "flat"), "--eval-data",
+                              str(tmp_path / "flat"), *out]), capsys, "one sub-folder of images per class")
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_checkpoints(trained_run: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run, _ = trained_run
+    _assert_usage_error(main(["eval", "--checkpoint", str(tmp_path / "nope")]), capsys, "no such run folder")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "run.json").write_text((run / "run.json").read_text())
+    _assert_usage_error(main(["eval", "--checkpoint", str(tmp_path / "half")]), capsys, "net.pt missing")
+    _write_images(tmp_path / "images", {".": 2})
+    for suffix, phrase in ((".csv", "must end in .npy or .pt"), (".npy", "net.pt missing")):
+        code = main(["embed", "--checkpoint", str(tmp_path / "half"), "--data", str(tmp_path / "images"),
+                     "--out", str(tmp_path / f"e{suffix}")])
+        _assert_usage_error(code, capsys, phrase)
+    code = main(["eval", "--checkpoint", str(run / "checkpoint-00000004.pt")])
+    _assert_usage_error(code, capsys, "full training checkpoint", "pass the run folder")
+    before = _digest(run)
+    code = main(["embed", "--checkpoint", str(run), "--data", str(tmp_path / "images"), "--out", str(run / "net.pt")])
+    _assert_usage_error(code, capsys, "would overwrite")
+    code = main(["embed", "--checkpoint", str(run), "--data", str(tmp_path / "missing"), "--out",
+                 str(tmp_path / "e.npy")])
+    _assert_usage_error(code, capsys, "no such folder")
+    assert _digest(run) == before
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    _assert_usage_error(main([]), capsys, "required")
+
+
+# -- the parser ----------------------------------------------------------------------------------------------------------
+
+def test_every_trainer_option_has_a_flag() -> None:
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001
+    flags = {s for action in train._actions for s in action.option_strings}  # noqa: SLF001
+    for field in dataclasses.fields(TrainerConfig):
+        assert "--" + field.name.replace("_", "-") in flags, field.name
+    assert {"--steps", "--lr", "--out", "--data", "--model", "--image-size", "--simsiam", "--hidden-layer",
+            "--no-ema-schedule", "--no-progress", "--small-image-stem", "--no-small-image-stem"} <= flags
+
+
+def test_flags_parse_to_trainer_types() -> None:
+    args = build_parser().parse_args([
+        "train", "--steps", "7", "--lr", "1e-3", "--out", "x", "--no-ema-schedule", "--warmup-steps", "none",
+        "--hidden-layer", "-2", "--max-grad-norm", "1.5", "--resume", "--log-with", "tensorboard", "--simsiam",
+    ])
+    assert args.num_train_steps == 7 and args.learning_rate == 1e-3 and args.output_dir == "x"
+    assert args.ema_schedule is False and args.warmup_steps is None and args.hidden_layer == -2
+    assert args.max_grad_norm == 1.5 and args.resume is True and args.log_with == "tensorboard" and args.simsiam
+    args = build_parser().parse_args(["train", "--hidden-layer", "layer4", "--resume", "runs/a"])
+    assert args.hidden_layer == "layer4" and args.resume == "runs/a"
+    defaults = build_parser().parse_args(["train"])
+    assert defaults.batch_size == 64 and defaults.projection_hidden_size == 1024 and defaults.use_momentum
+
+
+def test_console_script_runs() -> None:
+    script = Path(sys.executable).with_name("byol-pytorch")
+    assert script.is_file(), f"{script} missing: install the package (pip install -e .) to get the console script"
+    done = subprocess.run([str(script), "train", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--num-train-steps" in done.stdout and "--optimizer {adam,adamw,sgd,lars}" in done.stdout
+
+
+def test_python_dash_m_help() -> None:
+    done = subprocess.run([sys.executable, "-m", "byol_pytorch", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert all(command in done.stdout for command in ("train", "eval", "embed"))
+    for command in ("train", "eval", "embed"):
+        assert main([command, "--help"]) == 0
+
+
+# -- models --------------------------------------------------------------------------------------------------------------
+
+def test_hidden_layer_table() -> None:
+    assert default_hidden_layer("resnet18", torchvision.models.resnet18()) == "avgpool"
+    assert default_hidden_layer("efficientnet_b0", torchvision.models.efficientnet_b0()) == "avgpool"
+    assert default_hidden_layer("mobilenet_v2", torchvision.models.mobilenet_v2()) == -2
+
+
+def test_small_image_stem() -> None:
+    net = apply_small_image_stem(torchvision.models.resnet18())
+    assert net.conv1.stride == (1, 1) and net.conv1.kernel_size == (3, 3) and isinstance(net.maxpool, torch.nn.Identity)
+    assert net(torch.rand(2, 3, 16, 16)).shape == (2, 1000)
+    resnet, mobilenet = torchvision.models.resnet18(), torchvision.models.mobilenet_v2()
+    assert resolve_small_stem(None, resnet, 32, "cuda") is True
+    assert resolve_small_stem(None, resnet, 32, "cpu") is False
+    assert resolve_small_stem(None, resnet, 64, "cuda") is False
+    assert resolve_small_stem(None, mobilenet, 32, "cuda") is False
+    assert resolve_small_stem(False, resnet, 32, "cuda") is False
+    assert resolve_small_stem(True, resnet, 32, "cpu") is True
