@@ -44,3 +44,10 @@ def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert set(torch.load(tmp_path / "improved-net.pt", weights_only=True)) == set(namespace["net"].state_dict())
     assert (tmp_path / "checkpoints" / "net.pt").exists()
     assert namespace["embedding"].shape == (20, 512)
+
+
+def test_the_two_commands_are_the_first_command_and_what_ci_runs() -> None:
+    commands = re.findall(r"```bash\n(.*?)\n```", README.read_text(encoding="utf-8"), flags=re.S)
+    assert commands[:2] == ["pip install . && byol-pytorch train", "pip install -e '.[test]' && pytest"]
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert ci[-1] == commands[1]
