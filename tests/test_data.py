@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from byol_pytorch import data
 from byol_pytorch.data import (
     IMAGE_EXTENSIONS,
     DigitsDataset,
@@ -304,7 +303,7 @@ def test_folder_construction_does_not_decode(
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("an image was decoded during __init__")
 
-    monkeypatch.setattr(data.Image, "open", refuse)
+    monkeypatch.setattr(Image, "open", refuse)
     assert len(ImageFolderDataset(image_tree, image_size=8)) == 4
 
 

@@ -1,0 +1,33 @@
+"""Image datasets and the glue that turns dataset items into training batches.
+
+BYOL only needs images: labels are optional and only used for evaluation. This
+module provides
+
+* :func:`to_image_tensor` and :func:`collate_images`, which accept the item
+  formats people actually have (tensors, PIL images, numpy arrays, and
+  ``(image, label)`` pairs from labelled datasets) and produce a float32
+  ``(B, C, H, W)`` batch in ``[0, 1]``;
+* :class:`MockDataset`, deterministic random images for tests and smoke runs;
+* :class:`ImageFolderDataset`, every image under a folder, resized to one size,
+  robust to corrupt files so that one bad JPEG never ends a long run;
+* :class:`DigitsDataset`, scikit-learn's bundled 8x8 handwritten digits, a real
+  labelled image set that needs no download.
+
+Nothing here imports ``accelerate``; the module only depends on torch,
+torchvision, PIL, numpy and scikit-learn.
+"""
+
+from .digits import DigitsDataset
+from .folder import ImageFolderDataset, SkippedImageWarning
+from .images import IMAGE_EXTENSIONS, collate_images, to_image_tensor
+from .mock import MockDataset
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DigitsDataset",
+    "ImageFolderDataset",
+    "MockDataset",
+    "SkippedImageWarning",
+    "collate_images",
+    "to_image_tensor",
+]

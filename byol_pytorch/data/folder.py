@@ -1,0 +1,247 @@
+"""Every image under a folder, resized to one size, robust to files that cannot be decoded."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset
+
+from .images import IMAGE_EXTENSIONS, ImageSize, check_index, parse_size, to_image_tensor
+
+
+class SkippedImageWarning(UserWarning):
+    """Warns that an image file could not be decoded and was skipped."""
+
+
+# Files already reported in this process. Module-level rather than per dataset
+# so that re-creating a dataset (a new epoch, a validation copy) does not
+# repeat the warning for the same file.
+_WARNED_FILES: set[str] = set()
+
+
+def _normalise_extensions(extensions: Iterable[str] | str) -> tuple[str, ...]:
+    if isinstance(extensions, str):
+        extensions = (extensions,)
+    normalised = []
+    for extension in extensions:
+        if not isinstance(extension, str) or not extension.strip("."):
+            raise ValueError(
+                f"extensions must be non-empty strings such as '.png', got {extension!r}"
+            )
+        extension = extension.lower()
+        normalised.append(extension if extension.startswith(".") else f".{extension}")
+    if not normalised:
+        raise ValueError("extensions is empty; expected at least one, such as '.png'")
+    return tuple(dict.fromkeys(normalised))
+
+
+def _resize_and_center_crop(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Scales ``(C, H, W)`` so it covers ``size``, then crops the middle."""
+    target_h, target_w = size
+    height, width = image.shape[-2:]
+    # Scale by the larger ratio so both sides cover the target; for a square
+    # target this is "shorter side to image_size".
+    scale = max(target_h / height, target_w / width)
+    new_h = max(target_h, round(height * scale))
+    new_w = max(target_w, round(width * scale))
+    if (new_h, new_w) != (height, width):
+        image = F.interpolate(
+            image.unsqueeze(0),
+            size=(new_h, new_w),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        ).squeeze(0)
+    top = (new_h - target_h) // 2
+    left = (new_w - target_w) // 2
+    image = image[:, top : top + target_h, left : left + target_w]
+    return image.clamp_(0.0, 1.0).contiguous()
+
+
+def _to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """Makes a ``(C, H, W)`` tensor with 1, 3 or 4 channels into RGB."""
+    channels = image.shape[0]
+    if channels == 1:
+        return image.expand(3, -1, -1)
+    if channels == 4:
+        # Drop alpha: the colour values are what the network should see.
+        return image[:3]
+    return image
+
+
+class ImageFolderDataset(Dataset):
+    """Every image file under a folder, as RGB tensors of one size.
+
+    Files are found recursively and sorted by path, so the order is the same
+    on every machine. Nothing is decoded at construction; a corrupt or
+    unreadable file is discovered when it is first loaded, reported once with
+    a :class:`SkippedImageWarning`, recorded in :attr:`skipped_files`, and
+    replaced by the next readable file (``index + 1``, wrapping around).
+
+    Note:
+        With ``DataLoader(num_workers > 0)`` files are decoded in the worker
+        processes, so :attr:`skipped_files` of the dataset object in the main
+        process stays empty, and the warning can repeat once per worker (and
+        per epoch unless ``persistent_workers=True``).
+
+    Args:
+        root: folder to search.
+        image_size: output ``H == W`` as an int, or an ``(h, w)`` pair. Each
+            image's shorter side is resized (bilinear, antialiased) to cover it,
+            then the centre is cropped.
+        extensions: file name endings to include, case-insensitive, with or
+            without the leading dot.
+        return_labels: return ``(image, class_index)`` where the class is the
+            first-level sub-folder of ``root`` that holds the file.
+
+    Attributes:
+        files: sorted paths of the image files found.
+        classes: sorted names of the first-level sub-folders that hold images.
+        class_to_idx: class name to index into :attr:`classes`.
+        labels: ``LongTensor`` of each file's class index when
+            ``return_labels`` is true, else ``None``.
+        skipped_files: paths found unreadable so far in this process.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        NotADirectoryError: ``root`` is a file.
+        ValueError: no image files under ``root``, or ``return_labels`` with
+            image files directly in ``root`` (they have no class folder).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        image_size: ImageSize,
+        extensions: Iterable[str] | str = IMAGE_EXTENSIONS,
+        return_labels: bool = False,
+    ) -> None:
+        self.root = Path(root)
+        self.image_size = parse_size(image_size)
+        self.extensions = _normalise_extensions(extensions)
+        self.return_labels = bool(return_labels)
+        if not self.root.exists():
+            raise FileNotFoundError(f"image folder {str(self.root)!r} does not exist")
+        if not self.root.is_dir():
+            raise NotADirectoryError(f"image folder {str(self.root)!r} is a file, not a folder")
+
+        self.files: list[str] = self._find_files()
+        if not self.files:
+            raise ValueError(
+                f"no image files found under {str(self.root)!r} (searched recursively "
+                f"for extensions {', '.join(self.extensions)}, case-insensitive)"
+            )
+
+        relative_parts = [Path(path).relative_to(self.root).parts for path in self.files]
+        self.classes: list[str] = sorted({parts[0] for parts in relative_parts if len(parts) > 1})
+        self.class_to_idx: dict[str, int] = {name: i for i, name in enumerate(self.classes)}
+        self.labels: torch.Tensor | None = None
+        if self.return_labels:
+            unlabelled = [path for path, parts in zip(self.files, relative_parts) if len(parts) == 1]
+            if unlabelled:
+                shown = ", ".join(repr(os.path.basename(p)) for p in unlabelled[:3])
+                more = f" and {len(unlabelled) - 3} more" if len(unlabelled) > 3 else ""
+                raise ValueError(
+                    f"return_labels=True takes each image's class from its sub-folder of "
+                    f"{str(self.root)!r}, but {len(unlabelled)} file(s) lie directly in it "
+                    f"({shown}{more}); move them into class folders or use "
+                    f"return_labels=False"
+                )
+            self.labels = torch.tensor(
+                [self.class_to_idx[parts[0]] for parts in relative_parts], dtype=torch.long
+            )
+        self.skipped_files: set[str] = set()
+
+    def _find_files(self) -> list[str]:
+        found = []
+        # os.walk rather than Path.rglob: it does not follow symlinked folders,
+        # so a link cycle cannot make construction hang.
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                if name.lower().endswith(self.extensions):
+                    found.append(os.path.join(folder, name))
+        return sorted(found)
+
+    @property
+    def skipped_count(self) -> int:
+        """Number of files found unreadable so far in this process."""
+        return len(self.skipped_files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _load(self, path: str) -> torch.Tensor:
+        """Decodes one file to a float ``(C, H, W)`` tensor; raises if it cannot."""
+        with Image.open(path) as image:
+            # JPEGs can be decoded at 1/2, 1/4 or 1/8 scale almost for free; ask
+            # for at least the target size on both sides (square, so it still
+            # holds if EXIF rotation swaps the sides).
+            side = max(self.image_size)
+            image.draft(None, (side, side))
+            image.load()
+            try:
+                # Phone photos store their rotation in EXIF; without this they
+                # come out sideways. In place, so unrotated images are not copied.
+                ImageOps.exif_transpose(image, in_place=True)
+            except Exception:  # noqa: BLE001 - bad EXIF must not cost a good image
+                pass
+            return to_image_tensor(image)
+
+    def _skip(self, path: str, error: Exception) -> None:
+        self.skipped_files.add(path)
+        if path not in _WARNED_FILES:
+            _WARNED_FILES.add(path)
+            warnings.warn(
+                f"skipping unreadable image file {path!r} ({type(error).__name__}: {error}); "
+                f"the next readable file is used in its place",
+                SkippedImageWarning,
+                stacklevel=3,
+            )
+
+    def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, int]:
+        """Returns image ``index`` (or the next readable one).
+
+        Returns:
+            A float32 RGB tensor of shape ``(3, h, w)`` in ``[0, 1]``, or
+            ``(image, class_index)`` when ``return_labels`` is true; the class
+            is that of the file actually returned.
+
+        Raises:
+            RuntimeError: no file in the dataset can be decoded.
+        """
+        start = check_index(index, len(self.files))
+        for offset in range(len(self.files)):
+            position = (start + offset) % len(self.files)
+            path = self.files[position]
+            if path in self.skipped_files:
+                continue
+            try:
+                decoded = self._load(path)
+            # PIL reports corrupt data with many exception types (OSError,
+            # SyntaxError, struct.error, DecompressionBombError, ...); any
+            # failure to decode one file must not stop training.
+            except Exception as error:  # noqa: BLE001
+                self._skip(path, error)
+                continue
+            image = _resize_and_center_crop(_to_rgb(decoded), self.image_size)
+            if self.return_labels:
+                assert self.labels is not None
+                return image, int(self.labels[position])
+            return image
+        raise RuntimeError(
+            f"none of the {len(self.files)} image files under {str(self.root)!r} could be "
+            f"decoded; see the warnings for the errors"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, image_size={self.image_size}, "
+            f"files={len(self.files)}, classes={len(self.classes)}, "
+            f"return_labels={self.return_labels})"
+        )

@@ -1,0 +1,255 @@
+"""Dataset items to images: tensors, PIL images, numpy arrays and ``(image, label)`` pairs.
+
+:func:`to_image_tensor` turns one item into a float32 ``(C, H, W)`` image in
+``[0, 1]``; :func:`collate_images` stacks items into a ``(B, C, H, W)`` batch
+and names the shapes when they differ.
+"""
+
+from __future__ import annotations
+
+import operator
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".gif",
+    ".ppm",
+    ".pgm",
+)
+
+ImageSize = int | tuple[int, int]
+Split = Literal["train", "test", "all"]
+
+# PIL modes that keep their channel layout; everything else becomes RGB.
+_KEPT_PIL_MODES = ("L", "RGB", "RGBA")
+# Converting these to RGB would clip values above 255, so they are scaled to
+# [0, 1] as single-channel images instead.
+_SIXTEEN_BIT_PIL_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+# How many distinct shapes a collate error lists before it stops; a dataset of
+# unresized photos can have hundreds and the message must stay readable.
+_MAX_SHAPES_IN_MESSAGE = 5
+
+
+def parse_size(image_size: Any, name: str = "image_size") -> tuple[int, int]:
+    """Normalises an int or ``(h, w)`` pair to a validated ``(h, w)`` tuple."""
+    if isinstance(image_size, bool):
+        raise TypeError(f"{name} must be an int or an (h, w) pair, got {image_size!r}")
+    if isinstance(image_size, (int, np.integer)):
+        size = (int(image_size), int(image_size))
+    elif isinstance(image_size, Sequence) and not isinstance(image_size, str):
+        if len(image_size) != 2 or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in image_size
+        ):
+            raise TypeError(
+                f"{name} must be an int or an (h, w) pair of ints, got {image_size!r}"
+            )
+        size = (int(image_size[0]), int(image_size[1]))
+    else:
+        raise TypeError(
+            f"{name} must be an int or an (h, w) pair of ints, got {image_size!r} "
+            f"of type {type(image_size).__name__}"
+        )
+    if size[0] <= 0 or size[1] <= 0:
+        raise ValueError(f"{name} must be positive, got {image_size!r}")
+    return size
+
+
+def _warn_if_outside_unit_range(image: torch.Tensor, source: str) -> None:
+    """Warns when a float image is not in [0, 1]; it is then probably normalised."""
+    if image.numel() == 0:
+        return
+    low, high = torch.aminmax(image)
+    # A little slack: resampling and colour conversion can overshoot by rounding.
+    if low.item() < -1e-3 or high.item() > 1 + 1e-3:
+        warnings.warn(
+            f"{source} has values in [{low.item():.3g}, {high.item():.3g}], expected "
+            f"[0, 1]; it is used as is. If it is already normalised or in 0..255, "
+            f"augmentations that assume [0, 1] will misbehave",
+            stacklevel=3,
+        )
+
+
+def _tensor_to_image(tensor: torch.Tensor) -> torch.Tensor:
+    if tensor.ndim == 2:
+        tensor = tensor.unsqueeze(0)
+    elif tensor.ndim != 3:
+        raise ValueError(
+            f"an image tensor must have shape (C, H, W) or (H, W), got shape "
+            f"{tuple(tensor.shape)}"
+        )
+    elif tensor.shape[0] not in (1, 3, 4) and tensor.shape[-1] in (1, 3, 4):
+        warnings.warn(
+            f"image tensor of shape {tuple(tensor.shape)} looks channels-last (H, W, C); "
+            f"tensors are read as (C, H, W), so permute it first",
+            stacklevel=3,
+        )
+    if tensor.dtype == torch.uint8:
+        return tensor.to(torch.float32) / 255.0
+    if tensor.dtype == torch.bool:
+        return tensor.to(torch.float32)
+    if tensor.is_floating_point():
+        tensor = tensor.to(torch.float32)
+        _warn_if_outside_unit_range(tensor, "float image tensor")
+        return tensor
+    raise TypeError(
+        f"image tensors must be uint8, bool or floating point, got dtype {tensor.dtype}"
+    )
+
+
+def _numpy_to_image(array: np.ndarray) -> torch.Tensor:
+    if array.ndim == 2:
+        array = array[:, :, None]
+    elif array.ndim != 3:
+        raise ValueError(
+            f"an image array must have shape (H, W) or (H, W, C), got shape {array.shape}"
+        )
+    elif array.shape[-1] not in (1, 3, 4) and array.shape[0] in (1, 3, 4):
+        warnings.warn(
+            f"image array of shape {array.shape} looks channels-first (C, H, W); numpy "
+            f"arrays are read as (H, W, C), so transpose it first",
+            stacklevel=3,
+        )
+    if array.dtype == np.uint8:
+        scaled = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        scaled = array.astype(np.float32) / 65535.0
+    elif array.dtype == np.bool_:
+        scaled = array.astype(np.float32)
+    elif np.issubdtype(array.dtype, np.floating):
+        scaled = array.astype(np.float32)
+    else:
+        raise TypeError(
+            f"image arrays must be uint8, uint16, bool or floating point, got dtype "
+            f"{array.dtype}"
+        )
+    # astype always copies, so the tensor never aliases the caller's array.
+    image = torch.from_numpy(scaled).permute(2, 0, 1).contiguous()
+    if np.issubdtype(array.dtype, np.floating):
+        _warn_if_outside_unit_range(image, "float image array")
+    return image
+
+
+def _pil_to_image(image: Image.Image) -> torch.Tensor:
+    mode = image.mode
+    if mode in _SIXTEEN_BIT_PIL_MODES:
+        values = np.asarray(image, dtype=np.float32) / 65535.0
+        return torch.from_numpy(np.clip(values, 0.0, 1.0)).unsqueeze(0).contiguous()
+    if mode == "F":
+        image_tensor = torch.from_numpy(np.array(image, dtype=np.float32)).unsqueeze(0)
+        _warn_if_outside_unit_range(image_tensor, "float ('F' mode) PIL image")
+        return image_tensor
+    if mode not in _KEPT_PIL_MODES:
+        if mode == "P" and "transparency" in image.info:
+            # PIL warns when palette transparency is dropped by a direct RGB
+            # conversion; going through RGBA drops it silently and identically.
+            image = image.convert("RGBA")
+        image = image.convert("RGB")
+    return pil_to_tensor(image).to(torch.float32) / 255.0
+
+
+def to_image_tensor(item: Any) -> torch.Tensor:
+    """Converts one dataset item to a float32 image tensor.
+
+    Args:
+        item: one of
+
+            * a torch tensor of shape ``(C, H, W)`` or ``(H, W)``: floating point
+              values are kept as they are, ``uint8`` is divided by 255, ``bool``
+              becomes 0/1;
+            * a PIL image: modes ``L`` (1 channel), ``RGB`` and ``RGBA`` (4
+              channels) keep their channels, 16-bit grayscale (``I;16``, ``I``)
+              is divided by 65535 and stays 1 channel, ``F`` is kept as is,
+              every other mode (palette, ``LA``, ``CMYK``, ``1``...) becomes RGB;
+            * a numpy array of shape ``(H, W)`` or ``(H, W, C)``: ``uint8`` is
+              divided by 255, ``uint16`` by 65535, floating point kept as is;
+            * a tuple or list whose first element is one of the above, such as
+              the ``(image, label)`` pairs of labelled datasets. The rest is
+              ignored.
+
+    Returns:
+        A float32 tensor of shape ``(C, H, W)``, in ``[0, 1]`` for integer
+        inputs. Float inputs are not rescaled; a warning is emitted when they
+        fall outside ``[0, 1]``.
+
+    Raises:
+        TypeError: the item, or its dtype, is not one of the supported kinds.
+        ValueError: the item has the wrong number of dimensions.
+    """
+    if isinstance(item, (tuple, list)):
+        if len(item) == 0:
+            raise ValueError("got an empty tuple/list where an image or (image, label) was expected")
+        item = item[0]
+        if isinstance(item, (tuple, list)):
+            raise TypeError(
+                f"expected an image or an (image, label) pair, got a nested "
+                f"{type(item).__name__} as the first element"
+            )
+    if isinstance(item, torch.Tensor):
+        return _tensor_to_image(item)
+    if isinstance(item, Image.Image):
+        return _pil_to_image(item)
+    if isinstance(item, np.ndarray):
+        return _numpy_to_image(item)
+    raise TypeError(
+        f"cannot turn an item of type {type(item).__module__}.{type(item).__qualname__} "
+        f"into an image; expected a torch.Tensor, PIL.Image.Image, numpy.ndarray or "
+        f"an (image, label) tuple"
+    )
+
+
+def collate_images(items: Sequence[Any]) -> torch.Tensor:
+    """Stacks dataset items into one image batch, dropping any labels.
+
+    Meant as the ``collate_fn`` of a ``DataLoader`` for BYOL training.
+
+    Args:
+        items: dataset items, each accepted by :func:`to_image_tensor`.
+
+    Returns:
+        A float32 tensor of shape ``(B, C, H, W)``.
+
+    Raises:
+        ValueError: ``items`` is empty, or the images do not all have the same
+            shape.
+    """
+    if len(items) == 0:
+        raise ValueError("collate_images got an empty list of items; expected at least one")
+    images = [to_image_tensor(item) for item in items]
+    shapes = sorted({tuple(image.shape) for image in images})
+    if len(shapes) > 1:
+        shown = ", ".join(str(shape) for shape in shapes[:_MAX_SHAPES_IN_MESSAGE])
+        if len(shapes) > _MAX_SHAPES_IN_MESSAGE:
+            shown += f" and {len(shapes) - _MAX_SHAPES_IN_MESSAGE} more"
+        raise ValueError(
+            f"cannot batch images of different shapes (C, H, W): saw {shown}. The dataset "
+            f"must return images of one size; resize them in the dataset (for example "
+            f"ImageFolderDataset(root, image_size=...) resizes every image)"
+        )
+    return torch.stack(images)
+
+
+def check_index(index: Any, length: int) -> int:
+    """Turns ``index`` into a non-negative int below ``length`` (negatives count back)."""
+    try:
+        position = operator.index(index)
+    except TypeError:
+        raise TypeError(
+            f"dataset index must be an integer, got {index!r} of type {type(index).__name__}"
+        ) from None
+    if not -length <= position < length:
+        raise IndexError(f"index {position} is out of range for a dataset of length {length}")
+    return position % length
