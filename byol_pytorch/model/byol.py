@@ -265,8 +265,9 @@ class BYOL(nn.Module):
             return x.float().div_(255.0)
         if not x.is_floating_point():
             raise TypeError(f"expected float images in [0, 1] or uint8 images, got dtype {x.dtype}")
-        if not self._checked_range:
-            # Checked once: reading the values back forces a device sync.
+        if not self._checked_range and not torch.compiler.is_compiling():
+            # Checked once, in eager mode only: reading the values back forces a
+            # device sync, and under torch.compile a graph break.
             self._checked_range = True
             low, high = torch.aminmax(x.detach())
             if low.item() < -0.1 or high.item() > 1.1:
