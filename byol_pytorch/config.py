@@ -30,9 +30,11 @@ class TrainerConfig:
     num_train_steps: int = 100_000
     batch_size: int = field(default=16, metadata={"help": "images per process per step"})
     learning_rate: float | None = field(
-        default=None, metadata={"help": "Adam/AdamW/SGD: the rate (3e-4 for Adam); LARS: the base rate (0.2) x batch/256"}
+        default=None,
+        metadata={"help": "Adam/AdamW/SGD: the rate (3e-4 for Adam); LARS: the base rate (0.2) x batch/256"},
     )
-    optimizer: str = field(default="adam", metadata={"help": "the optimiser", "choices": ("adam", "adamw", "sgd", "lars")})
+    optimizer: str = field(default="adam",
+                           metadata={"help": "the optimiser", "choices": ("adam", "adamw", "sgd", "lars")})
     weight_decay: float | None = None
     lr_schedule: str = field(default="cosine", metadata={"help": "cosine (with warm-up) or constant",
                                                          "choices": ("cosine", "constant")})

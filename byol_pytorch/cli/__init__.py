@@ -44,6 +44,15 @@ from .train import AUGMENTATIONS, cmd_train
 __all__ = ["CLIError", "build_parser", "main"]
 
 
+def _add_run_reader_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of the commands that read a trained run (eval, embed)."""
+    parser.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help="a run folder of 'train'")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument("--threads", type=positive_int_arg, default=None, metavar="N", help="CPU threads")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                        help="progress bar (default: on)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=PROG, description="BYOL self-supervised pretraining of any image network.",
                      epilog=f"'{PROG} COMMAND --help' shows the options of a command.")
@@ -90,15 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="kNN top-1 (cosine) and linear-probe top-1 of a run's network and of the same architecture "
                     "at random initialisation. Without --data: the digits' train split is the bank and its test "
                     "split the queries; a labelled folder is split 50/50 per class.")
-    evaluate.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help="a run folder of 'train'")
+    _add_run_reader_flags(evaluate)
     evaluate.add_argument("--data", metavar="LABELLED_DIR", default=None,
                           help="folder with one sub-folder of images per class (default: the built-in digits)")
     evaluate.add_argument("--k", type=positive_int_arg, default=20, metavar="N",
                           help="neighbours of the kNN vote (default: 20)")
-    evaluate.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    evaluate.add_argument("--threads", type=positive_int_arg, default=None, metavar="N", help="CPU threads")
     evaluate.add_argument("--json", action="store_true", help="also print the scores as one JSON line")
-    evaluate.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar (default: on)")
     evaluate.set_defaults(handler=cmd_eval)
 
     embed = commands.add_parser(
@@ -106,14 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Embeddings (the hidden-layer representation, images normalised as in training) of every "
                     "image under a folder, in sorted path order: FILE.npy plus FILE.npy.files.txt with the paths, "
                     "or FILE.pt holding {'embeddings': tensor, 'files': list}.")
-    embed.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help="a run folder of 'train'")
+    _add_run_reader_flags(embed)
     embed.add_argument("--data", required=True, metavar="DIR", help="folder of images, searched recursively")
     embed.add_argument("--out", required=True, metavar="FILE", help="FILE.npy or FILE.pt")
     embed.add_argument("--batch-size", type=positive_int_arg, default=256, metavar="N",
                        help="images per forward pass (default: 256)")
-    embed.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    embed.add_argument("--threads", type=positive_int_arg, default=None, metavar="N", help="CPU threads")
-    embed.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar (default: on)")
     embed.set_defaults(handler=cmd_embed)
     return parser
 

@@ -53,7 +53,6 @@ def positive_int_arg(text: str) -> int:
     return value
 
 
-# -- runtime ------------------------------------------------------------------------------------------------------------
 
 def pick_device(name: str | None) -> torch.device:
     if name:

@@ -29,7 +29,8 @@ def image_folder(path: str, image_size: int, labelled: bool, flag: str) -> Datas
         raise CLIError(f"{flag} {path}: {message}") from err
 
 
-def evaluation_sets(data: str | None, image_size: int, flag: str, seed: int = 0) -> tuple[Dataset, Dataset, Dataset, str]:
+def evaluation_sets(data: str | None, image_size: int, flag: str,
+                    seed: int = 0) -> tuple[Dataset, Dataset, Dataset, str]:
     """``(bank, queries, whole labelled set, description)`` for scoring a backbone."""
     if data is None:
         bank = DigitsDataset(image_size, split="train", return_labels=True)

@@ -28,7 +28,8 @@ class _Counting(nn.Module):
 
 
 def features_of(net: nn.Module, hidden_layer: str | int, dataset: Dataset, device: torch.device,
-                batch_size: int = 256, desc: str = "features", progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                batch_size: int = 256, desc: str = "features",
+                progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Hidden-layer features ``(N, D)`` and labels of a labelled dataset, normalised as in training."""
     encoder = HiddenLayerEncoder(net.to(device), hidden_layer)
     with tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, dynamic_ncols=True,  # type: ignore[arg-type]
