@@ -1,8 +1,13 @@
 """Time of one EMA update of a ResNet-50 target: fused ``ema_update_`` vs a Python loop.
 
-The target is a deep copy of a torchvision ``resnet50()``. Both variants run
-in the same process, alternating so that any drift of the machine affects both,
+The target is a deep copy of a torchvision ``resnet50()``. The variants run
+in the same process, alternating so that any drift of the machine affects all,
 and the median of ``--runs`` updates of each is reported.
+
+A last variant is the floor no implementation can beat on the device: one
+``lerp_`` over a single contiguous buffer as large as all the model's float
+tensors (it reads two copies and writes one, as every EMA must). Its
+bandwidth in GB/s is printed too; on a CPU the update is bound by memory.
 
 Example::
 
@@ -62,10 +67,16 @@ def main(argv: list[str] | None = None) -> None:
     n_params = sum(p.numel() for p in online.parameters())
     n_tensors = len(list(online.parameters())) + len(list(online.buffers()))
 
+    floats = [t for t in [*online.parameters(), *online.buffers()] if t.is_floating_point()]
+    n_float = sum(t.numel() for t in floats)
+    flat_target = torch.cat([t.detach().flatten() for t in floats])
+    flat_online = flat_target.clone()
+    bytes_moved = 3 * n_float * flat_target.element_size()  # read target and online, write target
     variants: dict[str, Callable[[], None]] = {
         "python_loop": lambda: python_loop_ema_(target, online, args.tau),
         "ema_update_": lambda: ema_update_(target, online, args.tau),
         "ema_update_copy_buffers": lambda: ema_update_(target, online, args.tau, buffers="copy"),
+        "memory_floor": lambda: flat_target.lerp_(flat_online, 1.0 - args.tau),
     }
     for update in variants.values():
         for _ in range(args.warmup):
@@ -77,16 +88,25 @@ def main(argv: list[str] | None = None) -> None:
 
     medians = {name: statistics.median(values) for name, values in times.items()}
     loop, fused, fused_copy = medians["python_loop"], medians["ema_update_"], medians["ema_update_copy_buffers"]
+    floor = medians["memory_floor"]
+
+    def gbps(ms: float) -> str:
+        return f"{bytes_moved / ms / 1e6:.1f}"
+
     print(
         f"## EMA update of a {args.model} target ({n_params / 1e6:.1f} M parameters, {n_tensors} tensors), "
         f"{device}{f', {torch.get_num_threads()} threads' if device.type == 'cpu' else ''}, median of {args.runs} runs\n\n"
-        "| variant | median ms | speed-up vs loop |\n|---|---:|---:|\n"
-        f"| Python loop (`mul_().add_()` per parameter, buffers copied) | {loop:.2f} | 1.00x |\n"
+        "| variant | median ms | speed-up vs loop | effective GB/s |\n|---|---:|---:|---:|\n"
+        f"| Python loop (`mul_().add_()` per parameter, buffers copied) | {loop:.2f} | 1.00x | {gbps(loop)} |\n"
         f"| `ema_update_` (fused `_foreach_lerp_`, buffers averaged: library default) | {fused:.2f} | "
-        f"{loop / fused:.2f}x |\n"
-        f"| `ema_update_(..., buffers=\"copy\")` (same work as the loop) | {fused_copy:.2f} | {loop / fused_copy:.2f}x |"
+        f"{loop / fused:.2f}x | {gbps(fused)} |\n"
+        f"| `ema_update_(..., buffers=\"copy\")` (same work as the loop) | {fused_copy:.2f} | {loop / fused_copy:.2f}x "
+        f"| {gbps(fused_copy)} |\n"
+        f"| memory floor: one `lerp_` over a flat buffer of all {n_float / 1e6:.1f} M floats | {floor:.2f} | "
+        f"{loop / floor:.2f}x | {gbps(floor)} |"
     )
-    print(f"\nRatio loop / ema_update_: {loop / fused:.2f}")
+    print(f"\nRatio loop / ema_update_: {loop / fused:.2f}; the floor allows at most {loop / floor:.2f}x over the loop, "
+          f"and ema_update_ takes {fused / floor:.2f}x the floor's time.")
 
     suffix = f"_t{args.threads}" if args.threads else ""
     out = Path(args.out) if args.out else HERE / "results" / f"ema_{args.model}_{device.type}{suffix}.json"
@@ -110,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         "times_ms": times,
         "ratio_loop_over_fused": loop / fused,
         "ratio_loop_over_fused_copy_buffers": loop / fused_copy,
+        "ratio_loop_over_memory_floor": loop / floor,
+        "bytes_moved_per_update": bytes_moved,
     }
     out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nJSON written to {out}")
