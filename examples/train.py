@@ -15,8 +15,10 @@ seed. Read that pair with care: the features of a random ResNet already
 separate these small, clean digits well (above 0.9), and the default views,
 made for photos (flips, colour jitter), do not suit digits, so a CPU-sized run
 of a few hundred steps usually scores *below* the untrained network. The
-comparison is printed so that you can see what your own settings do; for
-augmentations chosen for the data see ``examples/custom_augment.py``.
+comparison is printed so that you can see what your own settings do. Views
+chosen for digits (``byol_pytorch.model.digit_augmentations``, used by
+``byol-pytorch train`` on its built-in digits) do beat the untrained network
+in a few minutes; ``examples/custom_augment.py`` shows how to pass your own.
 
 Run it with::
 
