@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,46 +83,17 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+def set_cpu_threads(requested: int | None = None) -> int:
+    """Sets torch's CPU threads to ``requested`` (``None`` keeps torch's own choice); returns the count in use.
 
-
-def _time_ops(threads: int) -> float:
-    """Seconds for a small convolutional forward/backward plus many tiny ops, at ``threads``."""
-    torch.set_num_threads(threads)
-    generator = torch.Generator().manual_seed(0)
-    weight1 = torch.randn(32, 16, 3, 3, generator=generator, requires_grad=True)
-    weight2 = torch.randn(32, 32, 3, 3, generator=generator, requires_grad=True)
-    x = torch.randn(32, 16, 16, 16, generator=generator)
-    start = time.perf_counter()
-    for _ in range(6):
-        y = torch.nn.functional.conv2d(x, weight1, padding=1).relu()
-        torch.nn.functional.conv2d(y, weight2, padding=1).mean().backward()
-        z = x
-        for _ in range(25):
-            z = z.mul(1.0001).add(0.1)
-    return time.perf_counter() - start
-
-
-def choose_cpu_threads(requested: int | None = None) -> int:
-    """Sets torch's CPU threads to ``requested``, or to the faster of the default and 1; returns the count.
-
-    PyTorch's operations synchronise their threads after every operation. On
-    cores that other processes keep busy, each synchronisation waits for the
-    scheduler, and a BYOL step with its hundreds of small operations ran 4x
-    slower on two threads than on one (2-core machine under load). So, unless
-    ``OMP_NUM_THREADS`` or ``requested`` says otherwise, on machines of up to
-    four cores a timing of both settings (well under a second when idle)
-    decides. Only for single-process CPU runs; bigger machines keep torch's default.
+    Left to the caller on purpose rather than timed and chosen: float sums
+    are ordered by thread, so the thread count is part of what makes a seeded
+    run reproducible (the built-in demo's kNN accuracy moved by a point
+    between 1 and 2 threads). On cores other processes keep busy, one thread
+    can be several times faster than torch's default; pass it then.
     """
-    if requested:
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"threads must be a positive integer, got {requested!r}")
         torch.set_num_threads(requested)
-        return requested
-    default = torch.get_num_threads()
-    if not 1 < default <= 4 or os.environ.get("OMP_NUM_THREADS") or torch.cuda.is_available() \
-            or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return default
-    _time_ops(1)  # warm-up: first calls allocate
-    one = min(_time_ops(1), _time_ops(1))
-    many = min(_time_ops(default), _time_ops(default))
-    chosen = 1 if one < many else default
-    torch.set_num_threads(chosen)
-    return chosen
+    return torch.get_num_threads()

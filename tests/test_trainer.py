@@ -282,3 +282,16 @@ def test_corrupt_files_in_a_folder_are_skipped_and_counted(tmp_path: Path) -> No
     with pytest.warns(UserWarning, match="broken.png"):
         trainer()
     assert trainer.step == 3 and dataset.skipped_count == 1
+
+
+def test_cpu_threads_are_set_only_when_asked() -> None:
+    from byol_pytorch.runtime import set_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert set_cpu_threads(None) == before
+        assert set_cpu_threads(1) == 1 == torch.get_num_threads()
+        with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
+            set_cpu_threads(0)
+    finally:
+        torch.set_num_threads(before)

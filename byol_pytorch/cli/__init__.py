@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(kNN and linear probe; default: on)")
     train.add_argument("--simsiam", action="store_true", help="SimSiam instead of BYOL (same as --no-use-momentum)")
     train.add_argument("--threads", type=positive_int_arg, default=None, metavar="N",
-                       help="CPU threads (default: torch's; on machines of up to 4 cores, the faster of that "
-                            "and 1, timed at start: busy cores make many threads slower than one)")
+                       help="CPU threads (default: torch's, usually one per core). Results depend on it "
+                            "(float sums are ordered by thread); on cores other jobs keep busy, 1 can be much faster")
     add_config_flags(train, CLI_DEFAULTS)
     train.set_defaults(handler=cmd_train)
 

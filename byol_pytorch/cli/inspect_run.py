@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..runtime import choose_cpu_threads
+from ..runtime import set_cpu_threads
 from .common import PROG, CLIError, pick_device
 from .datasets import Unlabelled, evaluation_sets, image_folder
 from .runs import load_trained, read_run
@@ -20,7 +20,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     run_dir, spec, state = read_run(args.checkpoint)
     device = pick_device(args.device)
     if device.type == "cpu":
-        choose_cpu_threads(args.threads)
+        set_cpu_threads(args.threads)
     bank, query, _, description = evaluation_sets(args.data, int(spec["image_size"]), "--data")
     trained = load_trained(spec, state, run_dir)
     scores = score_backbones(spec, trained, bank, query, k=args.k, device=device, progress=args.progress)
@@ -44,7 +44,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         raise CLIError(f"--out {args.out}: folder {out.parent} does not exist")
     device = pick_device(args.device)
     if device.type == "cpu":
-        choose_cpu_threads(args.threads)
+        set_cpu_threads(args.threads)
     images = image_folder(args.data, int(spec["image_size"]), labelled=False, flag="--data")
     net = load_trained(spec, state, run_dir)
     features, _ = features_of(net, spec["hidden_layer"], Unlabelled(images), device, batch_size=args.batch_size,

@@ -11,7 +11,7 @@ from typing import Any
 from ..config import TrainerConfig
 from ..data import DigitsDataset
 from ..model import digit_augmentations
-from ..runtime import choose_cpu_threads
+from ..runtime import set_cpu_threads
 from .common import PROG, CLIError, first_line, write_json
 from .datasets import evaluation_sets, image_folder
 from .flags import config_options
@@ -56,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     eval_sets = None
     if digits or args.eval_data:
         eval_sets = evaluation_sets(args.eval_data, size, "--eval-data")
-    threads = choose_cpu_threads(args.threads) if state.device.type == "cpu" else None
+    threads = set_cpu_threads(args.threads) if state.device.type == "cpu" else None
     state.wait_for_everyone()  # every process has checked the folder before the main one writes to it
 
     options.update(output_dir=str(run_dir), hidden_layer=spec["hidden_layer"])
@@ -110,6 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "images_per_second": round(images_per_second, 2), "final_loss": losses[-1] if losses else None,
         "model": spec["model"], "image_size": size, "hidden_layer": spec["hidden_layer"],
         "representation_dim": trainer.learner.representation_dim,
+        "processes": state.num_processes, "cpu_threads": threads,
+        "mixed_precision": trainer.accelerator.mixed_precision,
     }
     scored = eval_sets is not None and args.final_eval
     if scored:
