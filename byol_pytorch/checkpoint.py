@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -17,8 +18,8 @@ def checkpoint_name(step: int) -> str:
     return f"checkpoint-{step:08d}.pt"
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """Writes ``obj`` with ``torch.save`` so that ``path`` is either the old file or the whole new one.
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+    """Calls ``write(handle)`` so that ``path`` is either the old file or the whole new one.
 
     The data goes to a temporary file in the same folder, is flushed to disk,
     and replaces ``path`` in one rename; a crash at any point leaves the
@@ -29,7 +30,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -37,6 +38,11 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj, path)`` written atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def list_checkpoints(folder: str | os.PathLike) -> list[Path]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import typing
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..checkpoint import atomic_write
 
 PROG = "byol-pytorch"
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096
@@ -68,6 +69,5 @@ def pick_device(name: str | None) -> torch.device:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Writes ``data`` to ``path`` atomically (a temporary file, then a rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))

@@ -7,8 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
+from ..checkpoint import atomic_save, atomic_write
 from ..runtime import set_cpu_threads
 from .common import PROG, CLIError, pick_device
 from .datasets import Unlabelled, evaluation_sets, image_folder
@@ -56,12 +55,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
         features, files = features[keep], [files[i] for i in keep]
         print(f"{PROG}: warning: {len(skipped)} unreadable image(s) left out", file=sys.stderr)
     if out.suffix.lower() == ".npy":
-        with open(out, "wb") as handle:  # np.save(path) would append .npy to a name ending in .NPY
-            np.save(handle, features.numpy())
-        Path(str(out) + ".files.txt").write_text("".join(f + "\n" for f in files), encoding="utf-8")
-        listing = f" and {out}.files.txt"
+        # A handle, not a path: np.save(path) would append .npy to a name ending in .NPY.
+        atomic_write(out, lambda handle: np.save(handle, features.numpy()))
+        listing_path = Path(str(out) + ".files.txt")
+        atomic_write(listing_path, lambda handle: handle.write("".join(f + "\n" for f in files).encode("utf-8")))
+        listing = f" and {listing_path}"
     else:
-        torch.save({"embeddings": features, "files": files}, out)
+        atomic_save({"embeddings": features, "files": files}, out)
         listing = ""
     print(f"wrote {features.shape[0]} embeddings of width {features.shape[1]} to {out}{listing}")
     return 0
