@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ..config import TrainerConfig
@@ -23,26 +24,12 @@ AUGMENTATIONS = ("auto", "paper", "digits")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..trainer import BYOLTrainer, load_metrics
+    from ..trainer import BYOLTrainer
 
     started = time.perf_counter()
-    if args.simsiam:
-        args.use_momentum = False
-    options = config_options(args)
-
     # Everything that can be checked is checked before anything is written.
     digits = args.data is None
-    if options["num_workers"] is None:
-        options["num_workers"] = 0 if digits else TrainerConfig.num_workers
-    probe = {**options, "output_dir": "unused", "hidden_layer": 0}
-    try:
-        TrainerConfig.from_kwargs(**probe)
-    except ValueError as err:
-        message = first_line(err)
-        field = message.split(" ", 1)[0]
-        if field in {f.name for f in dataclasses.fields(TrainerConfig)}:
-            message = "--" + field.replace("_", "-") + message[len(field):]
-        raise CLIError(message) from err
+    options = _checked_options(args)
     state = process_state()
     run_dir = resolve_run_dir(args)
     previous = check_run_dir(run_dir, options["resume"])
@@ -101,7 +88,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not is_main:
         return 0
 
-    done = trainer.step - first_step
+    return _finish(args, trainer, spec, eval_sets, options, state.device, run_dir,
+                   trainer.step - first_step, train_time, started, threads)
+
+
+def _checked_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The trainer options of the flags, validated; errors name the flag."""
+    if args.simsiam:
+        args.use_momentum = False
+    options = config_options(args)
+    if options["num_workers"] is None:
+        options["num_workers"] = 0 if args.data is None else TrainerConfig.num_workers
+    probe = {**options, "output_dir": "unused", "hidden_layer": 0}
+    try:
+        TrainerConfig.from_kwargs(**probe)
+    except ValueError as err:
+        message = first_line(err)
+        field = message.split(" ", 1)[0]
+        if field in {f.name for f in dataclasses.fields(TrainerConfig)}:
+            message = "--" + field.replace("_", "-") + message[len(field):]
+        raise CLIError(message) from err
+    return options
+
+
+def _finish(args: argparse.Namespace, trainer: Any, spec: dict[str, Any], eval_sets: tuple | None,
+            options: dict[str, Any], device: Any, run_dir: Path, done: int, train_time: float, started: float,
+            threads: int | None) -> int:
+    """Scores the trained network, writes summary.json and report.png and prints the result (main process)."""
+    from ..report import draw_report  # matplotlib: loaded only once training is done
+    from ..trainer import load_metrics
+
+    size = spec["image_size"]
     images_per_second = done * trainer.global_batch_size / max(train_time, 1e-9)
     metrics = load_metrics(run_dir)
     losses = [r["loss"] for r in metrics if "loss" in r]
@@ -110,17 +127,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         "images_per_second": round(images_per_second, 2), "final_loss": losses[-1] if losses else None,
         "model": spec["model"], "image_size": size, "hidden_layer": spec["hidden_layer"],
         "representation_dim": trainer.learner.representation_dim,
-        "processes": state.num_processes, "cpu_threads": threads,
+        "processes": trainer.accelerator.num_processes, "cpu_threads": threads,
         "mixed_precision": trainer.accelerator.mixed_precision,
     }
     scored = eval_sets is not None and args.final_eval
     if scored:
-        bank, query, _, description = eval_sets
+        bank, query, whole, description = eval_sets
         print(f"scoring the trained network and its random initialisation on {description} ...", flush=True)
-        scores = score_backbones(spec, trainer.net, bank, query, k=options["knn_k"], device=state.device,
+        scores = score_backbones(spec, trainer.net, bank, query, k=options["knn_k"], device=device,
                                  progress=options["progress"])
         if options["knn_every"]:
-            summary["knn_monitor_random_init"] = monitor_baseline(spec, eval_sets[2], options["knn_k"], state.device)
+            summary["knn_monitor_random_init"] = monitor_baseline(spec, whole, options["knn_k"], device)
         summary.update({
             "eval_data": args.eval_data or "digits", "eval_data_description": description, "k": options["knn_k"],
             "knn_top1": {row: scores[row]["knn_top1"] for row in scores},
@@ -128,8 +145,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         })
     summary["wall_time_s"] = round(time.perf_counter() - started, 2)
     write_json(run_dir / "summary.json", summary)
-    from ..report import draw_report  # matplotlib: loaded only once training is done
-
     draw_report(metrics, run_dir / "report.png", representation_dim=trainer.learner.representation_dim,
                 summary=summary, title=f"BYOL {spec['model']} at {size} px: {run_dir}")
 
