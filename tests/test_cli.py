@@ -279,6 +279,28 @@ def test_bad_data_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert not (tmp_path / "run").exists()
 
 
+def test_defaults_follow_the_data() -> None:
+    from byol_pytorch.cli.runs import run_spec
+
+    digits, _ = run_spec(build_parser().parse_args(["train"]), None, "cpu")
+    folder, _ = run_spec(build_parser().parse_args(["train", "--data", "photos"]), None, "cpu")
+    assert (digits["image_size"], digits["augment"], digits["num_classes"]) == (16, "digits", 10)
+    assert (folder["image_size"], folder["augment"], folder["num_classes"]) == (224, "paper", 1000)
+
+
+def test_train_on_a_folder_scored_on_a_labelled_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write_images(tmp_path / "labelled", {"cat": 6, "dog": 6})
+    run = tmp_path / "run"
+    args = tiny(knn_every="0", steps="2", batch_size="4")
+    assert main(["train", *args, "--data", str(tmp_path / "labelled"), "--eval-data", str(tmp_path / "labelled"),
+                 "--out", str(run)]) == 0
+    spec = json.loads((run / "run.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    assert spec["augment"] == "paper" and spec["image_size"] == 16 and summary["steps"] == 2
+    assert summary["eval_data"] == str(tmp_path / "labelled") and set(summary["knn_top1"]) == {"trained", "random_init"}
+    assert "6 bank / 6 query images, 2 classes" in capsys.readouterr().out
+
+
 def test_bad_checkpoints(trained_run: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run, _ = trained_run
     _assert_usage_error(main(["eval", "--checkpoint", str(tmp_path / "nope")]), capsys, "no such run folder")

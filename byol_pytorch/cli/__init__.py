@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from .common import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, PROG, CLIError, Parser, first_line, image_size_arg, positive_int_arg
 from .flags import CLI_DEFAULTS, add_config_flags
 from .inspect_run import cmd_embed, cmd_eval
-from .networks import DEFAULT_IMAGE_SIZE, DEFAULT_MODEL, HIDDEN_LAYER_TABLE, SMALL_IMAGE_SIDE
+from .networks import DEFAULT_FOLDER_IMAGE_SIZE, DEFAULT_IMAGE_SIZE, DEFAULT_MODEL, HIDDEN_LAYER_TABLE, SMALL_IMAGE_SIDE
 from .train import AUGMENTATIONS, cmd_train
 
 __all__ = ["CLIError", "build_parser", "main"]
@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                        + "; ".join(f"{layer!r} for {what}" for layer, what in HIDDEN_LAYER_TABLE))
     train.add_argument("--image-size", type=image_size_arg, default=None, metavar="N",
                        help=f"side of the training views in pixels, {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} "
-                            f"(default: {DEFAULT_IMAGE_SIZE})")
+                            f"(default: {DEFAULT_IMAGE_SIZE} on the built-in digits, {DEFAULT_FOLDER_IMAGE_SIZE} "
+                            "(the paper's) on a --data folder)")
     train.add_argument("--small-image-stem", action=argparse.BooleanOptionalAction, default=None,
                        help=f"replace a ResNet's 7x7/2 stem and max-pool by a 3x3/1 conv (the CIFAR variant); "
                             f"default: auto, on for ResNet-like models below {SMALL_IMAGE_SIDE} px when training on "

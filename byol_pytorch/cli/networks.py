@@ -17,6 +17,8 @@ SMALL_IMAGE_SIDE = 64
 DEFAULT_MODEL = "resnet18"
 # The built-in digits are 8x8 scans: 16 px loses nothing and costs a quarter of 32 px.
 DEFAULT_IMAGE_SIZE = 16
+# A folder of the user's images gets the paper's resolution.
+DEFAULT_FOLDER_IMAGE_SIZE = 224
 
 # How the representation is found when --hidden-layer is not given (first match wins).
 HIDDEN_LAYER_TABLE = (

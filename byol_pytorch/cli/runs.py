@@ -14,6 +14,7 @@ from torch import nn
 from ..checkpoint import safe_load
 from .common import PROG, CLIError, first_line
 from .networks import (
+    DEFAULT_FOLDER_IMAGE_SIZE,
     DEFAULT_IMAGE_SIZE,
     DEFAULT_MODEL,
     apply_small_image_stem,
@@ -123,7 +124,7 @@ def run_spec(args: argparse.Namespace, previous: dict[str, Any] | None,
     """The run description and its freshly initialised network.
 
     Model, image size, stem and hidden layer come from the flags, else from the
-    run being resumed, else from the defaults (resnet18, 16 px, auto, auto).
+    run being resumed, else from the defaults (resnet18; 16 px on the digits, 224 on a folder; auto; auto).
     """
     chosen = {"model": args.model, "image_size": args.image_size, "small_image_stem": args.small_image_stem,
               "hidden_layer": args.hidden_layer, "augment": None if args.augment == "auto" else args.augment}
@@ -134,8 +135,8 @@ def run_spec(args: argparse.Namespace, previous: dict[str, Any] | None,
                                f"({previous[key]}); drop the flag or start a new run")
         chosen = {key: value if value is not None else previous.get(key) for key, value in chosen.items()}
     name = chosen["model"] or DEFAULT_MODEL
-    size = chosen["image_size"] or DEFAULT_IMAGE_SIZE
     digits = args.data is None
+    size = chosen["image_size"] or (DEFAULT_IMAGE_SIZE if digits else DEFAULT_FOLDER_IMAGE_SIZE)
     classes = 10 if digits else 1000
     augment = chosen["augment"] or ("digits" if digits else "paper")
     spec = {
