@@ -83,6 +83,8 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def set_cpu_threads(requested: int | None = None) -> int:
     """Sets torch's CPU threads to ``requested`` (``None`` keeps torch's own choice); returns the count in use.
 
