@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-__all__ = ["extract_features", "knn_accuracy", "labelled_split", "linear_probe", "evaluate_encoder"]
+__all__ = ["extract_features", "knn_accuracy", "half_split_knn_accuracy", "labelled_split", "linear_probe",
+           "evaluate_encoder"]
 
 
 def _default_device(encoder: Callable[[Tensor], Tensor]) -> torch.device:
@@ -368,6 +369,26 @@ def evaluate_encoder(
         "knn_top1": knn_accuracy(train_x, train_y, test_x, test_y, k=k, num_classes=num_classes),
         "linear_probe_top1": linear_probe(train_x, train_y, test_x, test_y, num_classes=num_classes),
     }
+
+
+def half_split_knn_accuracy(features: Tensor, labels: Tensor, k: int = 20, seed: int = 0) -> float:
+    """kNN top-1 within one labelled set: a seeded random half is the bank, the rest the queries.
+
+    The protocol of the trainer's kNN monitor (``knn_every``), which has one
+    evaluation set and no separate bank.
+
+    Args:
+        features: ``(N, D)`` features.
+        labels: ``(N,)`` integer class indices.
+        k: neighbours of the vote.
+        seed: seed of the permutation that picks the halves.
+
+    Returns:
+        Top-1 accuracy of :func:`knn_accuracy` on the second half against the first.
+    """
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    bank, query = order[: len(order) // 2], order[len(order) // 2:]
+    return knn_accuracy(features[bank], labels[bank], features[query], labels[query], k=k)
 
 
 def labelled_split(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset]:

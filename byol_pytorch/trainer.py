@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from .checkpoint import atomic_save, checkpoint_name, list_checkpoints, prune_checkpoints, safe_load
 from .config import TrainerConfig
 from .data import collate_images
-from .evaluate import extract_features, knn_accuracy
+from .evaluate import extract_features, half_split_knn_accuracy
 from .model import BYOL
 from .optim import build_optimizer, scaled_learning_rate, warmup_cosine
 from .runtime import capture_rng_state, convert_sync_batchnorm, resolve_mixed_precision, restore_rng_state
@@ -290,10 +290,7 @@ class BYOLTrainer:
         encoder = nn.Sequential(learner.normalize or nn.Identity(), learner.online_encoder)
         features, labels = extract_features(encoder, self.eval_dataset, batch_size=256,
                                             device=self.accelerator.device)
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-        half = len(order) // 2
-        bank, query = order[:half], order[half:]
-        return knn_accuracy(features[bank], labels[bank], features[query], labels[query], k=self.config.knn_k)
+        return half_split_knn_accuracy(features, labels, k=self.config.knn_k)
 
 
 def accelerator_is_distributed() -> bool:

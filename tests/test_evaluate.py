@@ -8,7 +8,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from byol_pytorch.evaluate import evaluate_encoder, extract_features, knn_accuracy, labelled_split, linear_probe
+from byol_pytorch.evaluate import (
+    evaluate_encoder,
+    extract_features,
+    half_split_knn_accuracy,
+    knn_accuracy,
+    labelled_split,
+    linear_probe,
+)
 
 
 def _clusters(n_per_class: int, num_classes: int = 3, dim: int = 16, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -43,6 +50,16 @@ def test_knn_separable_clusters_is_perfect() -> None:
     train_x, train_y = _clusters(50, seed=0)
     test_x, test_y = _clusters(20, seed=1)
     assert knn_accuracy(train_x, train_y, test_x, test_y, k=20) == 1.0
+
+
+def test_half_split_knn_is_the_seeded_halves_of_one_set() -> None:
+    x, y = _clusters(30, seed=0)
+    assert half_split_knn_accuracy(x, y, k=5) == 1.0
+    shuffled = torch.randint(0, 3, (len(y),), generator=torch.Generator().manual_seed(1))
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(7))
+    bank, query = order[: len(y) // 2], order[len(y) // 2:]
+    expected = knn_accuracy(x[bank], shuffled[bank], x[query], shuffled[query], k=5)
+    assert half_split_knn_accuracy(x, shuffled, k=5, seed=7) == expected
 
 
 def test_knn_random_labels_near_chance() -> None:

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..evaluate import extract_features, knn_accuracy, linear_probe
+from ..evaluate import evaluate_encoder, extract_features, half_split_knn_accuracy
 from ..model import HiddenLayerEncoder, Normalize
 from .networks import build_model
 
@@ -27,13 +27,17 @@ class _Counting(nn.Module):
         return self.normalize(images)
 
 
+def _bar(total: int, desc: str, progress: bool) -> tqdm:
+    """A progress bar over images that disappears when done."""
+    return tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True, leave=False)
+
+
 def features_of(net: nn.Module, hidden_layer: str | int, dataset: Dataset, device: torch.device,
                 batch_size: int = 256, desc: str = "features",
                 progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Hidden-layer features ``(N, D)`` and labels of a labelled dataset, normalised as in training."""
     encoder = HiddenLayerEncoder(net.to(device), hidden_layer)
-    with tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, dynamic_ncols=True,  # type: ignore[arg-type]
-              leave=False) as bar:
+    with _bar(len(dataset), desc, progress) as bar:  # type: ignore[arg-type]
         return extract_features(encoder, dataset, batch_size=batch_size, device=device, transform=_Counting(bar))
 
 
@@ -42,29 +46,21 @@ def score_backbones(spec: dict[str, Any], trained: nn.Module, bank: Dataset, que
     """kNN top-1 and linear-probe top-1 of the trained network and of its random initialisation."""
     scores: dict[str, dict[str, float]] = {}
     for row, net in (("trained", trained), ("random_init", build_model(spec))):
-        label = row.replace("_", " ")
-        bank_x, bank_y = features_of(net, spec["hidden_layer"], bank, device, desc=f"{label}: bank", progress=progress)
-        query_x, query_y = features_of(net, spec["hidden_layer"], query, device, desc=f"{label}: queries",
-                                       progress=progress)
-        classes = int(torch.maximum(bank_y.max(), query_y.max())) + 1
-        scores[row] = {
-            "knn_top1": knn_accuracy(bank_x, bank_y, query_x, query_y, k=k, num_classes=classes),
-            "linear_probe_top1": linear_probe(bank_x, bank_y, query_x, query_y, num_classes=classes),
-        }
+        encoder = HiddenLayerEncoder(net.to(device), spec["hidden_layer"])
+        with _bar(len(bank) + len(query), row.replace("_", " "), progress) as bar:  # type: ignore[arg-type]
+            scores[row] = evaluate_encoder(encoder, bank, query, k=k, device=device, transform=_Counting(bar))
     return scores
 
 
 def monitor_baseline(spec: dict[str, Any], dataset: Dataset, k: int, device: torch.device) -> float:
     """The kNN monitor's figure for the random initialisation, by the trainer's protocol.
 
-    ``BYOLTrainer.knn_accuracy`` splits its evaluation set in two halves with
-    a permutation seeded 0 (bank, queries); the same split here gives the level
-    the monitor's curve starts from, drawn in the report.
+    The same :func:`~byol_pytorch.evaluate.half_split_knn_accuracy` as
+    ``BYOLTrainer.knn_accuracy``: the level the monitor's curve starts from,
+    drawn in the report.
     """
     features, labels = features_of(build_model(spec), spec["hidden_layer"], dataset, device, progress=False)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-    bank, query = order[: len(order) // 2], order[len(order) // 2:]
-    return knn_accuracy(features[bank], labels[bank], features[query], labels[query], k=k)
+    return half_split_knn_accuracy(features, labels, k=k)
 
 
 def score_table(scores: dict[str, dict[str, float]]) -> str:
