@@ -19,6 +19,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .precision import degenerate_convs_in_fp32
+
 HiddenLayer = str | int
 TokenPool = Literal["cls", "mean"]
 SpatialPool = Literal["avg", "flatten"]
@@ -171,7 +173,8 @@ class HiddenLayerEncoder(nn.Module):
         Returns:
             ``(B, D)`` features.
         """
-        return self.pool(self._raw_forward(x))
+        with degenerate_convs_in_fp32(x.device.type):
+            return self.pool(self._raw_forward(x))
 
     def pool(self, out: object) -> torch.Tensor:
         """Reduces a hidden output to ``(B, D)`` as documented on the class."""
