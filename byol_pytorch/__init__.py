@@ -7,23 +7,26 @@ the trainer, which needs Hugging Face Accelerate, is imported on first use.
 from typing import Any
 
 from .data import DigitsDataset, ImageFolderDataset, MockDataset
+from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .model import BYOL, BYOLAugmentation, BYOLOutput, cosine_tau
 from .optim import LARS
 
 __version__ = "0.1.0"
 
-_TRAINER_NAMES = {"BYOLTrainer": "trainer", "NonFiniteLossError": "trainer", "TrainerConfig": "config"}
+_TRAINER_NAMES = {"BYOLTrainer": "trainer", "TrainerConfig": "config"}
 
 __all__ = [
     "BYOL",
     "BYOLAugmentation",
     "BYOLOutput",
     "BYOLTrainer",
+    "DiskFullError",
     "DigitsDataset",
     "ImageFolderDataset",
     "LARS",
     "MockDataset",
     "NonFiniteLossError",
+    "NonFiniteStateError",
     "TrainerConfig",
     "cosine_tau",
     "__version__",

@@ -2,20 +2,53 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import re
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
+from .errors import DiskFullError
+
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{8})\.pt$")
+# ``.<name>.tmp-<host>-<pid>``; files of older versions have no host.
+TEMPORARY_PATTERN = re.compile(r"^\..+\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 def checkpoint_name(step: int) -> str:
     return f"checkpoint-{step:08d}.pt"
+
+
+class _RecordingWriter:
+    """A file handle that remembers the ``OSError`` its ``write`` raised.
+
+    ``torch.save`` turns a failed write into a C++ ``RuntimeError`` ("unexpected
+    pos ...") that no longer says why; the recorded error does.
+    """
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
@@ -23,21 +56,90 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
 
     The data goes to a temporary file in the same folder, is flushed to disk,
     and replaces ``path`` in one rename; a crash at any point leaves the
-    previous file untouched and no partial file under the final name.
+    previous file untouched and no partial file under the final name. A
+    killed writer's temporary file is removed by :func:`remove_stale_temporaries`.
+
+    Raises:
+        DiskFullError: the device ran out of space (or quota); the temporary
+            file is removed and ``path`` is as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _temporary_name(path)
+    writer: _RecordingWriter | None = None
     try:
         with open(tmp, "wb") as handle:
-            write(handle)
+            writer = _RecordingWriter(handle)
+            write(writer)  # type: ignore[arg-type]
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except Exception as err:
+        cause = writer.error if writer is not None and writer.error is not None else err
+        if isinstance(cause, OSError) and cause.errno in _DISK_FULL:
+            raise DiskFullError(f"the disk is full: no space left on the device to write {path}", path) from err
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Deletes the temporary files of :func:`atomic_write` whose writer process is gone.
+
+    A process killed while saving leaves its temporary file behind (a full
+    checkpoint's is hundreds of MB). Only files written on this host are
+    judged; a live writer's file is kept.
+
+    Returns:
+        The files removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    host, removed = socket.gethostname(), []
+    for path in folder.iterdir():
+        match = TEMPORARY_PATTERN.match(path.name)
+        if match is None or match["host"] not in (None, host) or _process_is_alive(int(match["pid"])):
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:  # another process cleaned it first
+            continue
+        removed.append(path)
+    return removed
+
+
+def first_non_finite(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> str | None:
+    """The name of the first floating-point tensor holding a NaN or an infinity, or ``None``.
+
+    One fused pass: the max-norm of every tensor in a single ``_foreach_norm``
+    call (a NaN propagates, an infinity stays infinite, and finite values
+    cannot overflow), then one read back.
+    """
+    names, tensors = [], []
+    for name, tensor in named_tensors:
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.numel():
+            names.append(name)
+            tensors.append(tensor.detach())
+    if not tensors:
+        return None
+    norms = torch._foreach_norm(tensors, float("inf"))
+    finite = torch.stack([n.float().to(tensors[0].device) for n in norms]).isfinite()
+    if bool(finite.all()):
+        return None
+    return names[int((~finite).nonzero()[0])]
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:

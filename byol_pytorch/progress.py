@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
+from .errors import NonFiniteLossError
+
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
@@ -64,8 +66,6 @@ class RunLogger:
 
     def check_finite(self, step: int) -> None:
         """Raises before a checkpoint could store weights trained on a NaN/inf loss."""
-        from .trainer import NonFiniteLossError
-
         if self.count == 0:
             return
         finite = self.acc.reduce(torch.as_tensor(self.finite, device=self.acc.device).float(), "min")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +73,25 @@ def capture_rng_state() -> dict[str, Any]:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def gather_rng_states(accelerator: Any) -> list[dict[str, Any]]:
+    """:func:`capture_rng_state` of every process, in process order (a collective: all processes call it).
+
+    The states travel as serialised bytes in one tensor gather (object
+    gathering pickles storages, which fails across processes here).
+    """
+    state = capture_rng_state()
+    if accelerator.num_processes == 1:
+        return [state]
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8).to(accelerator.device)
+    lengths = accelerator.gather(torch.tensor([data.numel()], device=accelerator.device)).tolist()
+    padded = torch.zeros(max(lengths), dtype=torch.uint8, device=accelerator.device)
+    padded[: data.numel()] = data
+    rows = accelerator.gather(padded[None]).cpu()
+    return [torch.load(io.BytesIO(rows[i, :n].numpy().tobytes()), weights_only=True) for i, n in enumerate(lengths)]
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import warnings
@@ -13,21 +14,29 @@ import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import atomic_save, checkpoint_name, list_checkpoints, prune_checkpoints, safe_load
+from .checkpoint import (
+    atomic_save,
+    checkpoint_name,
+    first_non_finite,
+    list_checkpoints,
+    prune_checkpoints,
+    remove_stale_temporaries,
+    safe_load,
+)
 from .config import TrainerConfig
 from .data import collate_images
+from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .evaluate import extract_features, half_split_knn_accuracy
 from .model import BYOL
 from .optim import build_optimizer, scaled_learning_rate, warmup_cosine
-from .runtime import capture_rng_state, convert_sync_batchnorm, resolve_mixed_precision, restore_rng_state
+from .runtime import convert_sync_batchnorm, gather_rng_states, resolve_mixed_precision, restore_rng_state
 
 DEFAULT_LR = {"adam": 3e-4, "adamw": 3e-4, "sgd": 0.05, "lars": 0.2}
 
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; training stopped before saving it."""
+__all__ = ["BYOLTrainer", "DiskFullError", "NonFiniteLossError", "NonFiniteStateError", "load_metrics"]
 
 
 class BYOLTrainer:
@@ -117,26 +126,27 @@ class BYOLTrainer:
         lr = c.learning_rate if c.learning_rate is not None else DEFAULT_LR[name]
         if name == "lars" and self.optimizer_klass is None:
             lr = scaled_learning_rate(lr, self.global_batch_size)
-        elif name in ("adam", "adamw") and lr > 1e-2:
+        elif name in ("adam", "adamw") and self.optimizer_klass is None and lr > 1e-2:
             warnings.warn(f"learning_rate {lr} is very high for {name} (BYOL's 0.2 is a LARS rate); "
                           "Adam usually collapses above ~1e-3: try 3e-4")
-        optimizer = build_optimizer(self.learner, self.optimizer_klass or name, lr, c.weight_decay)
-        for group in optimizer.param_groups:
-            group["base_lr"] = group["lr"]
-        return optimizer
+        return build_optimizer(self.learner, self.optimizer_klass or name, lr, c.weight_decay)
 
-    def _lr_factor(self, step: int) -> float:
+    def _build_scheduler(self, optimizer: torch.optim.Optimizer) -> LambdaLR:
+        """The learning-rate schedule; step ``k`` (from 0) runs at ``base_lr * factor(k)``.
+
+        ``LambdaLR`` applies ``factor(0)`` when it is built, so the first
+        optimiser step is already a warm-up step; the trainer advances it after
+        each optimiser step.
+        """
         c = self.config
-        if c.lr_schedule == "constant":
-            return 1.0
         warmup = c.warmup_steps if c.warmup_steps is not None else c.num_train_steps // 20
-        return warmup_cosine(step, c.num_train_steps, warmup)
 
-    def _set_lr(self, optimizer: torch.optim.Optimizer) -> float:
-        factor = self._lr_factor(self.step)
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * factor
-        return optimizer.param_groups[0]["lr"]
+        def factor(step: int) -> float:
+            if c.lr_schedule == "constant":
+                return 1.0
+            return warmup_cosine(step, c.num_train_steps, warmup)
+
+        return LambdaLR(optimizer, factor)
 
     def _dataloader(self) -> DataLoader:
         c, processes = self.config, self.accelerator.num_processes
@@ -151,11 +161,12 @@ class BYOLTrainer:
 
     # -- checkpoints ---------------------------------------------------------------
 
-    def _state(self, optimizer: Any, epoch: int, batch_in_epoch: int) -> dict[str, Any]:
+    def _state(self, optimizer: Any, epoch: int, batch_in_epoch: int, rng: list[dict[str, Any]]) -> dict[str, Any]:
         learner = self.accelerator.unwrap_model(self._model)
         state = {
-            "format": 1, "step": self.step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
-            "learner": learner.state_dict(), "optimizer": optimizer.state_dict(), "rng": capture_rng_state(),
+            "format": 2, "step": self.step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+            "learner": learner.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": self._scheduler.state_dict(), "rng": rng[0], "rng_per_process": rng,
             "config": {k: v for k, v in self.config.to_dict().items() if isinstance(v, (int, float, str, bool))},
         }
         if self.accelerator.scaler is not None:
@@ -177,15 +188,58 @@ class BYOLTrainer:
                 if buffer.is_floating_point():
                     buffer.copy_(self.accelerator.reduce(buffer.clone(), "mean"))
 
+    def check_state_finite(self, optimizer: Any) -> None:
+        """Raises :class:`NonFiniteStateError` if any weight, buffer or optimiser state is NaN or infinite.
+
+        Online and target networks, heads and the optimiser's moments are read
+        in one fused pass. Every process checks its own copy and they agree
+        on the verdict, so all of them stop together.
+        """
+        learner = self.accelerator.unwrap_model(self._model)
+        # The user's own names first (they are what net.pt holds), then what only the learner has.
+        mine = [(f"net.{k}", v) for k, v in self.net.state_dict().items()]
+        seen = {v.data_ptr() for _, v in mine}
+        rest = [(f"learner.{k}", v) for k, v in learner.state_dict().items()
+                if isinstance(v, torch.Tensor) and v.data_ptr() not in seen]
+        names = {p: n for n, p in learner.named_parameters()}
+        moments = [(f"optimizer.{names.get(p, '?')}.{key}", value)
+                   for p, slots in optimizer.state.items() for key, value in slots.items()
+                   if isinstance(value, torch.Tensor)]
+        bad = first_non_finite(itertools.chain(mine, rest, moments))
+        flag = torch.tensor(float(bad is not None), device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            flag = self.accelerator.reduce(flag, "sum")
+        if flag.item() > 0:
+            name = bad or "a tensor on another process"
+            raise NonFiniteStateError(
+                f"{name} holds NaN or infinite values at step {self.step}; nothing of this step was saved and "
+                f"the newest checkpoint in {self.output_dir} is the last good one. Lower the learning rate, "
+                "set max_grad_norm or try mixed_precision='no'", name, self.step)
+
     def save_checkpoint(self, optimizer: Any, epoch: int, batch_in_epoch: int) -> Path | None:
-        """Writes the full training state and ``net.pt`` (main process only); returns the path."""
+        """Writes the full training state and ``net.pt`` (main process only); returns the path.
+
+        Raises:
+            NonFiniteStateError: a tensor of the state is not finite; nothing is written.
+            DiskFullError: the disk filled up; the message names the last intact checkpoint.
+        """
         self.sync_buffers()
-        self.accelerator.wait_for_everyone()
+        self.check_state_finite(optimizer)
+        # Every process draws its own augmentations: each one's generators are saved, so that a
+        # resumed multi-process run continues exactly as an uninterrupted one.
+        rng = gather_rng_states(self.accelerator)
         if not self.accelerator.is_main_process:
             return None
-        path = atomic_save(self._state(optimizer, epoch, batch_in_epoch), self.output_dir / checkpoint_name(self.step))
-        atomic_save({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()},
-                    self.output_dir / "net.pt")
+        try:
+            path = atomic_save(self._state(optimizer, epoch, batch_in_epoch, rng),
+                               self.output_dir / checkpoint_name(self.step))
+            atomic_save({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()},
+                        self.output_dir / "net.pt")
+        except DiskFullError as err:
+            intact = list_checkpoints(self.output_dir)
+            resume = (f"the last intact checkpoint is {intact[-1]}; free some space and resume from it"
+                      if intact else "no checkpoint of this run was written yet")
+            raise DiskFullError(f"{err} at step {self.step}; {resume}", err.path) from err
         prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
         return path
 
@@ -194,27 +248,54 @@ class BYOLTrainer:
         if not resume:
             return None
         if resume is True or resume == "latest":
-            found = list_checkpoints(self.output_dir)
-            return found[-1] if found else None
+            return self._newest_intact(self.output_dir)
         path = Path(resume)
         if path.is_dir():
-            found = list_checkpoints(path)
-            if not found:
+            if not list_checkpoints(path):
                 raise FileNotFoundError(f"no checkpoint-*.pt in {path} to resume from")
-            return found[-1]
+            return self._newest_intact(path)
         if not path.is_file():
             raise FileNotFoundError(f"resume checkpoint {path} does not exist")
         return path
+
+    @staticmethod
+    def _newest_intact(folder: Path) -> Path | None:
+        """The newest checkpoint in ``folder`` that loads; a corrupt newer one is named in a warning."""
+        for path in reversed(list_checkpoints(folder)):
+            try:
+                safe_load(path, map_location="meta")
+            except ValueError as err:
+                warnings.warn(f"skipping {path}: {str(err).split(';')[0]}", stacklevel=3)
+                continue
+            return path
+        return None
 
     def _load(self, path: Path, optimizer: Any) -> tuple[int, int]:
         state = safe_load(path)
         self.accelerator.unwrap_model(self._model).load_state_dict(state["learner"])
         optimizer.load_state_dict(state["optimizer"])
+        if "scheduler" in state:
+            self._scheduler.load_state_dict(state["scheduler"])
+        else:  # format 1: the schedule is a function of the step
+            self._scheduler.last_epoch = int(state["step"]) - 1
+            self._scheduler.step()
         if "scaler" in state and self.accelerator.scaler is not None:
             self.accelerator.scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state["rng"])
+        restore_rng_state(self._own_rng_state(state))
         self.step = int(state["step"])
         return int(state["epoch"]), int(state["batch_in_epoch"])
+
+    def _own_rng_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        per_process = state.get("rng_per_process")
+        processes, index = self.accelerator.num_processes, self.accelerator.process_index
+        if per_process is not None and len(per_process) == processes:
+            return per_process[index]
+        if processes > 1:
+            saved = len(per_process) if per_process is not None else 1
+            warnings.warn(f"the checkpoint holds random states of {saved} process(es), this run has {processes}; "
+                          "every process continues from the first one's, so the augmentations differ from an "
+                          "uninterrupted run", stacklevel=3)
+        return state["rng"]
 
     # -- training ------------------------------------------------------------------
 
@@ -231,7 +312,11 @@ class BYOLTrainer:
         if c.channels_last:
             self.learner.to(memory_format=torch.channels_last)
         optimizer = self._build_optimizer()
+        self._scheduler = self._build_scheduler(optimizer)
         loader = self._dataloader()
+        if acc.is_main_process:
+            for stale in remove_stale_temporaries(self.output_dir):
+                acc.print(f"removed {stale}, left by a process killed while saving")
         model, optimizer, loader = acc.prepare(self.learner, optimizer, loader)
         self._model = model
         if c.compile:
@@ -259,11 +344,13 @@ class BYOLTrainer:
                     logger.record(out, images.shape[0])
                     if not acc.sync_gradients:
                         continue
+                    # The rate and decay this step used, read before either schedule advances.
+                    lr, tau = optimizer.param_groups[0]["lr"], learner.current_tau
                     learner.update_moving_average()
+                    self._scheduler.step()
                     self.step += 1
-                    lr = self._set_lr(optimizer)
                     if self.step % c.log_every == 0 or self.step == c.num_train_steps:
-                        logger.log(self.step, lr, learner.current_tau)
+                        logger.log(self.step, lr, tau)
                     if c.knn_every and self.eval_dataset is not None and self.step % c.knn_every == 0:
                         logger.log_knn(self.step, self.knn_accuracy())
                     if self.step % c.checkpoint_every == 0 or self.step == c.num_train_steps:

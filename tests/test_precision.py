@@ -10,7 +10,7 @@ from torchvision.models import resnet18
 from byol_pytorch import BYOL
 from byol_pytorch.model.precision import degenerate_convs_in_fp32, is_degenerate_conv
 
-CPU_BF16 = dict(device_type="cpu", dtype=torch.bfloat16)
+CPU_BF16 = {"device_type": "cpu", "dtype": torch.bfloat16}
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -295,3 +296,56 @@ def test_cpu_threads_are_set_only_when_asked() -> None:
             set_cpu_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+class RecordingSGD(torch.optim.SGD):
+    """SGD that records the learning rate each step actually runs at."""
+
+    rates: ClassVar[list[float]] = []
+
+    def step(self, closure=None):
+        RecordingSGD.rates.append(self.param_groups[0]["lr"])
+        return super().step(closure)
+
+
+def test_every_step_runs_at_its_scheduled_rate_and_logs_it(tmp_path: Path) -> None:
+    from byol_pytorch.optim import warmup_cosine
+
+    RecordingSGD.rates = []
+    trainer = _trainer(tmp_path, steps=8, optimizer_klass=RecordingSGD, learning_rate=0.1, warmup_steps=4)
+    trainer()
+    expected = [0.1 * warmup_cosine(k, 8, 4) for k in range(8)]
+    assert RecordingSGD.rates == pytest.approx(expected)
+    assert RecordingSGD.rates[0] == pytest.approx(0.025)  # step 1 warms up, not at the peak
+    assert [r["lr"] for r in trainer.history if "lr" in r] == pytest.approx(expected)
+
+
+def test_resumed_schedule_continues_where_it_stopped(tmp_path: Path) -> None:
+    RecordingSGD.rates = []
+    first = _trainer(tmp_path, steps=8, optimizer_klass=RecordingSGD, learning_rate=0.1, warmup_steps=4,
+                     dataset=CrashAfter(items=16))
+    with pytest.raises(KeyboardInterrupt):
+        first()
+    RecordingSGD.rates = []
+    _trainer(tmp_path, steps=8, optimizer_klass=RecordingSGD, learning_rate=0.1, warmup_steps=4, resume=True)()
+    from byol_pytorch.optim import warmup_cosine
+
+    start = 8 - len(RecordingSGD.rates)
+    assert start in (2, 4)  # the newest checkpoint before the crash
+    assert RecordingSGD.rates == pytest.approx([0.1 * warmup_cosine(k, 8, 4) for k in range(start, 8)])
+
+
+def test_logged_tau_is_the_decay_the_step_used(tmp_path: Path) -> None:
+    from byol_pytorch import cosine_tau
+
+    trainer = _trainer(tmp_path, steps=4)
+    trainer()
+    assert [r["tau"] for r in trainer.history if "tau" in r] == pytest.approx(
+        [cosine_tau(k, 4, 0.99) for k in range(4)])
+
+
+def test_non_finite_loss_is_caught_at_the_logging_step_not_the_checkpoint(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, steps=40, dataset=NaNAfter(good=8), checkpoint_every=1000, log_every=1)
+    with pytest.raises(NonFiniteLossError, match="NaN or infinite by step 3"):
+        trainer()
+    assert trainer.step == 3

@@ -35,6 +35,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ..errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .common import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, PROG, CLIError, Parser, first_line, image_size_arg, positive_int_arg
 from .flags import CLI_DEFAULTS, add_config_flags
 from .inspect_run import cmd_embed, cmd_eval
@@ -124,8 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (2 for bad input)."""
-    from ..trainer import NonFiniteLossError
-
     try:
         args = build_parser().parse_args(argv)
         return int(args.handler(args))
@@ -137,6 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as err:
         print(f"{PROG}: error: {first_line(err)}", file=sys.stderr)
         return 2
-    except NonFiniteLossError as err:
+    except (NonFiniteLossError, NonFiniteStateError, DiskFullError) as err:
         print(f"{PROG}: error: {first_line(err)}", file=sys.stderr)
         return 1

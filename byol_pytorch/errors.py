@@ -1,0 +1,38 @@
+"""The errors a training run stops with: each names what went wrong and what was kept."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; training stopped before saving it."""
+
+
+class NonFiniteStateError(RuntimeError):
+    """A weight, buffer or optimiser state became NaN or infinite; nothing was saved from that step.
+
+    Attributes:
+        tensor: the name of the first non-finite tensor (``learner.<name>`` or ``optimizer.<name>``).
+        step: the optimiser step at which it was found.
+    """
+
+    def __init__(self, message: str, tensor: str, step: int) -> None:
+        super().__init__(message)
+        self.tensor, self.step = tensor, step
+
+
+class DiskFullError(OSError):
+    """The disk filled up while a file was written; the file under its final name is intact or absent.
+
+    Attributes:
+        path: the file that could not be written.
+    """
+
+    def __init__(self, message: str, path: str | Path) -> None:
+        super().__init__(errno.ENOSPC, message)
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return str(self.strerror)

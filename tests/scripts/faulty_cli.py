@@ -1,0 +1,84 @@
+"""Runs ``byol-pytorch`` (the command line, unchanged) with one fault injected; for tests/test_faults.py.
+
+The fault is read from the environment variable ``BYOL_FAULT``:
+
+* ``kill-writing:NAME:OCCURRENCE:BYTES``: SIGKILL this process during the
+  OCCURRENCE-th atomic write of the file NAME, once BYTES bytes are written
+  (``end``: after all of them, before the temporary file is renamed).
+* ``kill-rank:RANK:STEP``: the process of that rank SIGKILLs itself when it
+  reaches the checkpoint of STEP (before any collective of that checkpoint).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+from byol_pytorch import checkpoint
+from byol_pytorch.cli import main
+from byol_pytorch.trainer import BYOLTrainer
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_while_writing(name: str, occurrence: int, at: str) -> None:
+    original, seen = checkpoint.atomic_write, {}
+
+    def faulty(path: Any, write: Callable[[BinaryIO], None]) -> Path:
+        path = Path(path)
+        seen[path.name] = seen.get(path.name, 0) + 1
+        if path.name != name or seen[path.name] != occurrence:
+            return original(path, write)
+
+        class Killing:
+            written = 0
+
+            def __init__(self, handle: BinaryIO) -> None:
+                self.handle = handle
+
+            def write(self, data: bytes) -> int:
+                count = self.handle.write(data)
+                Killing.written += len(data)
+                if at != "end" and Killing.written >= int(at):
+                    self.handle.flush()
+                    die()
+                return count
+
+            def flush(self) -> None:
+                self.handle.flush()
+
+        def killing_write(handle: BinaryIO) -> None:
+            write(Killing(handle))  # type: ignore[arg-type]
+            handle.flush()
+            die()  # at == "end": all data written, not yet renamed
+
+        return original(path, killing_write)
+
+    checkpoint.atomic_write = faulty
+
+
+def kill_rank_at_checkpoint(rank: int, step: int) -> None:
+    original = BYOLTrainer.save_checkpoint
+
+    def faulty(self: BYOLTrainer, *args: Any, **kwargs: Any) -> Any:
+        if self.accelerator.process_index == rank and self.step == step:
+            die()
+        return original(self, *args, **kwargs)
+
+    BYOLTrainer.save_checkpoint = faulty  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    kind, *params = os.environ.get("BYOL_FAULT", "none").split(":")
+    if kind == "kill-writing":
+        kill_while_writing(params[0], int(params[1]), params[2])
+    elif kind == "kill-rank":
+        kill_rank_at_checkpoint(int(params[0]), int(params[1]))
+    elif kind != "none":
+        raise SystemExit(f"unknown BYOL_FAULT {kind!r}")
+    sys.exit(main(sys.argv[1:]))

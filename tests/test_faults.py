@@ -1,0 +1,197 @@
+"""Fault injection: kills while saving, a truncated checkpoint, a full disk, NaN weights, a dead process.
+
+Each test runs the real command line (``tests/scripts/faulty_cli.py`` injects the
+fault) under the defaults: ResNet-18 on the digits at 16 px, bf16 autocast where
+the CPU has it, channels-last, two data-loader workers. A resumed run must end
+with exactly the weights of a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from byol_pytorch import BYOLTrainer, MockDataset, NonFiniteStateError
+from byol_pytorch.checkpoint import list_checkpoints, remove_stale_temporaries, safe_load
+
+from .conftest import tiny_cnn
+
+SCRIPT = Path(__file__).parent / "scripts" / "faulty_cli.py"
+TRAIN = ["train", "--steps", "6", "--checkpoint-every", "2", "--batch-size", "16", "--no-final-eval",
+         "--seed", "0", "--no-progress"]
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(out: Path, *extra: str, fault: str = "none", timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BYOL_FAULT": fault}
+    return subprocess.run([sys.executable, str(SCRIPT), *TRAIN, "--out", str(out), *extra], env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def final_state(run: Path) -> dict[str, torch.Tensor]:
+    newest = list_checkpoints(run)[-1]
+    assert newest.name == "checkpoint-00000006.pt"
+    return {**{f"net.{k}": v for k, v in torch.load(run / "net.pt", weights_only=True).items()},
+            **{f"learner.{k}": v for k, v in safe_load(newest)["learner"].items() if isinstance(v, torch.Tensor)}}
+
+
+def assert_equal_states(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different[:5]
+    assert all(torch.isfinite(v).all() for v in a.values() if v.is_floating_point())
+
+
+def temporaries(run: Path) -> list[str]:
+    return [p.name for p in run.iterdir() if ".tmp-" in p.name]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
+    run = tmp_path_factory.mktemp("uninterrupted") / "run"
+    result = run_cli(run)
+    assert result.returncode == 0, result.stderr
+    return final_state(run)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "kill-writing:checkpoint-00000004.pt:1:1000000",  # a megabyte into the checkpoint's data
+        "kill-writing:checkpoint-00000004.pt:1:end",  # all written, not yet renamed
+        "kill-writing:net.pt:2:1000000",  # checkpoint 4 in place, net.pt half written
+    ],
+)
+def test_kill_while_saving_then_resume_equals_an_uninterrupted_run(tmp_path: Path, fault: str,
+                                                                   uninterrupted: dict) -> None:
+    run = tmp_path / "run"
+    killed = run_cli(run, fault=fault)
+    assert killed.returncode == -9, killed.stderr
+    assert temporaries(run), "the kill should have left a temporary file behind"
+    resumed = run_cli(run, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "left by a process killed while saving" in resumed.stdout
+    assert temporaries(run) == []
+    assert_equal_states(final_state(run), uninterrupted)
+
+
+def test_truncated_newest_checkpoint_resumes_from_the_one_before(tmp_path: Path, uninterrupted: dict) -> None:
+    run = tmp_path / "run"
+    killed = run_cli(run, fault="kill-writing:checkpoint-00000006.pt:1:end")
+    assert killed.returncode == -9
+    newest = run / "checkpoint-00000004.pt"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    resumed = run_cli(run, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "skipping" in resumed.stderr and "checkpoint-00000004.pt is corrupt or truncated" in resumed.stderr
+    assert "resumed from" in resumed.stdout and "checkpoint-00000002.pt at step 2" in resumed.stdout
+    assert_equal_states(final_state(run), uninterrupted)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    # One ResNet-18 checkpoint (~190 MB) and net.pt (~45 MB) fit; a second checkpoint does not.
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", str(mount)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.decode().strip()})")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_disk_full_stops_with_one_line_naming_the_intact_checkpoint(small_disk: Path, uninterrupted: dict) -> None:
+    run = small_disk / "run"
+    full = run_cli(run)
+    assert full.returncode == 1
+    lines = full.stderr.strip().splitlines()
+    assert "Traceback" not in full.stderr
+    assert lines[-1] == (
+        f"byol-pytorch: error: the disk is full: no space left on the device to write "
+        f"{run / 'checkpoint-00000004.pt'} at step 4; the last intact checkpoint is "
+        f"{run / 'checkpoint-00000002.pt'}; free some space and resume from it"
+    )
+    assert [p.name for p in list_checkpoints(run)] == ["checkpoint-00000002.pt"]
+    assert temporaries(run) == []
+    subprocess.run(["mount", "-o", "remount,size=1g", str(small_disk)], check=True)
+    resumed = run_cli(run, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_equal_states(final_state(run), uninterrupted)
+
+
+def test_one_of_two_processes_killed_ends_the_launch_and_resume_completes(tmp_path: Path) -> None:
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", "29517", str(SCRIPT), *TRAIN, "--batch-size", "8"]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
+
+    def run(out: Path, *extra: str, fault: str = "none") -> subprocess.CompletedProcess:
+        return subprocess.run([*launch, "--out", str(out), *extra], env={**env, "BYOL_FAULT": fault},
+                              capture_output=True, text=True, timeout=240, check=False)
+
+    reference = run(tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    killed = run(tmp_path / "run", fault="kill-rank:1:4")  # a hang would raise TimeoutExpired
+    assert killed.returncode != 0
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["checkpoint-00000002.pt"]
+    resumed = run(tmp_path / "run", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_equal_states(final_state(tmp_path / "run"), final_state(tmp_path / "reference"))
+
+
+class InjectNaN(MockDataset):
+    """Puts a NaN into the network's batch-norm running mean once ``after`` items were read.
+
+    The running mean is not used by a training-mode forward, so the loss stays finite:
+    only the check of the saved state can see it.
+    """
+
+    def __init__(self, net: torch.nn.Module, after: int) -> None:
+        super().__init__(16, 64)
+        self.net, self.after, self.read = net, after, 0
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        self.read += 1
+        if self.read == self.after:
+            self.net.bn.running_mean[0] = float("nan")
+        return super().__getitem__(index)
+
+
+def test_non_finite_weight_mid_run_stops_before_saving(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = tiny_cnn()
+    trainer = BYOLTrainer(net, dataset=InjectNaN(net, after=14), image_size=16, hidden_layer="flatten",
+                          projection_size=8, projection_hidden_size=16, num_workers=0, progress=False,
+                          batch_size=4, num_train_steps=6, checkpoint_every=2, log_every=1,
+                          output_dir=str(tmp_path / "run"))
+    with pytest.raises(NonFiniteStateError, match=r"net\.bn\.running_mean holds NaN or infinite values at step 4"):
+        trainer()
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["checkpoint-00000002.pt"]
+    saved = torch.load(tmp_path / "run" / "net.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in saved.values() if v.is_floating_point())
+    assert [r["loss"] for r in trainer.history if "loss" in r][-1] == pytest.approx(
+        trainer.history[-1]["loss"])  # the loss itself stayed finite
+
+
+def test_stale_temporary_files_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    import socket
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    stale = [tmp_path / f".net.pt.tmp-{host}-{dead.pid}", tmp_path / f".checkpoint-00000002.pt.tmp-{dead.pid}"]
+    live = tmp_path / f".net.pt.tmp-{host}-{os.getpid()}"
+    elsewhere = tmp_path / f".net.pt.tmp-another-host-{dead.pid}"
+    for path in [*stale, live, elsewhere]:
+        path.write_bytes(b"partial")
+    assert sorted(remove_stale_temporaries(tmp_path)) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, elsewhere.name])
+    shutil.rmtree(tmp_path)
+    assert remove_stale_temporaries(tmp_path) == []
