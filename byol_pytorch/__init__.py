@@ -7,7 +7,7 @@ the trainer, which needs Hugging Face Accelerate, is imported on first use.
 from typing import Any
 
 from .data import DigitsDataset, ImageFolderDataset, MockDataset
-from .model import BYOL, BYOLAugmentation, BYOLOutput, cosine_tau
+from .model import BYOL, BYOLAugmentation, BYOLOutput, FrozenEncoder, cosine_tau
 from .optim import LARS
 
 __version__ = "0.1.0"
@@ -20,6 +20,7 @@ __all__ = [
     "BYOLOutput",
     "BYOLTrainer",
     "DigitsDataset",
+    "FrozenEncoder",
     "ImageFolderDataset",
     "LARS",
     "MockDataset",

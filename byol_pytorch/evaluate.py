@@ -11,7 +11,9 @@ judged by how well a simple classifier does on the encoder's features:
 
 :func:`extract_features` turns an encoder and a labelled dataset into the
 ``(features, labels)`` pair both take, and :func:`evaluate_encoder` chains the
-three. Everything here is plain PyTorch, so the functions drop into any training
+three. Networks are run through :class:`FrozenEncoder` (eval mode, no
+gradients, the network left as it was): the README, the trainer's kNN monitor
+and the command line all score with it. Everything here is plain PyTorch, so the functions drop into any training
 loop; none of them touches the global random state.
 """
 
@@ -25,8 +27,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-__all__ = ["extract_features", "knn_accuracy", "half_split_knn_accuracy", "labelled_split", "linear_probe",
-           "evaluate_encoder"]
+from .model.frozen import FrozenEncoder
+
+__all__ = ["FrozenEncoder", "extract_features", "knn_accuracy", "half_split_knn_accuracy", "labelled_split",
+           "linear_probe", "evaluate_encoder"]
 
 
 def _default_device(encoder: Callable[[Tensor], Tensor]) -> torch.device:
@@ -49,9 +53,15 @@ def extract_features(
 ) -> tuple[Tensor, Tensor]:
     """Runs a frozen encoder over a labelled dataset and collects its outputs.
 
-    The encoder runs without gradients and, if it is an ``nn.Module``, in eval
-    mode; the train/eval flag of every submodule is put back as it was
-    afterwards, even if the encoder raises. Items are read in dataset order.
+    An ``nn.Module`` encoder is run as a :class:`FrozenEncoder`: in eval mode,
+    without gradients, with the train/eval flag of every submodule put back as
+    it was afterwards (even if it raises), so batch-norm statistics and every
+    other state of the network are left as they were. A plain function is
+    called as it is, under ``torch.no_grad()`` only: whatever network it calls
+    runs in that network's own mode (batch norm in training mode normalises
+    with the batch and updates its running statistics), so wrap networks in
+    :class:`FrozenEncoder` rather than in a function. Items are read in
+    dataset order.
 
     Args:
         encoder: maps an image batch ``(B, C, H, W)`` to features ``(B, D)``.
@@ -88,39 +98,31 @@ def extract_features(
         pin_memory=target.type == "cuda",
     )
 
-    # Record each submodule's own flag rather than the root's: a user may keep,
-    # say, frozen BatchNorm layers in eval mode inside a training model, and
-    # ``encoder.train(True)`` would wrongly switch them back on.
-    saved_modes = [(m, m.training) for m in encoder.modules()] if isinstance(encoder, nn.Module) else []
+    if isinstance(encoder, nn.Module) and not isinstance(encoder, FrozenEncoder):
+        encoder = FrozenEncoder(encoder)
     feature_chunks: list[Tensor] = []
     label_chunks: list[Tensor] = []
-    try:
-        if isinstance(encoder, nn.Module):
-            encoder.eval()
-        # no_grad rather than inference_mode: inference tensors cannot later be
-        # saved for backward, which would break a caller training a probe on them.
-        with torch.no_grad():
-            for batch in loader:
-                if not isinstance(batch, (list, tuple)) or len(batch) != 2:
-                    got = f"{len(batch)} fields" if isinstance(batch, (list, tuple)) else type(batch).__name__
-                    raise ValueError(f"dataset items must be (image, label) pairs, got items of {got}")
-                images, labels = batch
-                images = images.to(target, non_blocking=True)
-                if transform is not None:
-                    images = transform(images)
-                out = encoder(images)
-                if not isinstance(out, Tensor):
-                    raise TypeError(f"encoder must return a Tensor, got {type(out).__name__}")
-                if out.dim() < 2 or out.shape[0] != images.shape[0]:
-                    raise ValueError(
-                        f"encoder output must have shape (B, D, ...) with B={images.shape[0]}, "
-                        f"got {tuple(out.shape)}"
-                    )
-                feature_chunks.append(out.flatten(1).to("cpu", torch.float32))
-                label_chunks.append(torch.as_tensor(labels).reshape(-1).to("cpu", torch.long))
-    finally:
-        for module, was_training in saved_modes:
-            module.training = was_training
+    # no_grad rather than inference_mode: inference tensors cannot later be
+    # saved for backward, which would break a caller training a probe on them.
+    with torch.no_grad():
+        for batch in loader:
+            if not isinstance(batch, (list, tuple)) or len(batch) != 2:
+                got = f"{len(batch)} fields" if isinstance(batch, (list, tuple)) else type(batch).__name__
+                raise ValueError(f"dataset items must be (image, label) pairs, got items of {got}")
+            images, labels = batch
+            images = images.to(target, non_blocking=True)
+            if transform is not None:
+                images = transform(images)
+            out = encoder(images)
+            if not isinstance(out, Tensor):
+                raise TypeError(f"encoder must return a Tensor, got {type(out).__name__}")
+            if out.dim() < 2 or out.shape[0] != images.shape[0]:
+                raise ValueError(
+                    f"encoder output must have shape (B, D, ...) with B={images.shape[0]}, "
+                    f"got {tuple(out.shape)}"
+                )
+            feature_chunks.append(out.flatten(1).to("cpu", torch.float32))
+            label_chunks.append(torch.as_tensor(labels).reshape(-1).to("cpu", torch.long))
 
     if not feature_chunks:
         raise ValueError("dataset is empty; expected at least one (image, label) item")
