@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from .checkpoint import atomic_save, checkpoint_name, list_checkpoints, prune_checkpoints, safe_load
 from .config import TrainerConfig
 from .data import collate_images
-from .evaluate import extract_features, half_split_knn_accuracy
+from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
 from .model import BYOL
 from .optim import build_optimizer, scaled_learning_rate, warmup_cosine
 from .runtime import capture_rng_state, convert_sync_batchnorm, resolve_mixed_precision, restore_rng_state
@@ -287,8 +287,7 @@ class BYOLTrainer:
     def knn_accuracy(self) -> float:
         """kNN top-1 of the current online encoder on ``eval_dataset`` (half bank, half queries)."""
         learner = self.accelerator.unwrap_model(self._model)
-        encoder = nn.Sequential(learner.normalize or nn.Identity(), learner.online_encoder)
-        features, labels = extract_features(encoder, self.eval_dataset, batch_size=256,
+        features, labels = extract_features(FrozenEncoder(learner), self.eval_dataset, batch_size=256,
                                             device=self.accelerator.device)
         return half_split_knn_accuracy(features, labels, k=self.config.knn_k)
 
