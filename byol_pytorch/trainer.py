@@ -278,9 +278,12 @@ class BYOLTrainer:
             if restore_bn is not None:
                 restore_bn()
             self.net.to(device=net_device, memory_format=torch.contiguous_format)
+        # ImageFolderDataset counts the files its DataLoader workers met too; with
+        # several processes this is the main process's share of the data.
         skipped = getattr(self.dataset, "skipped_count", 0)
         if skipped:
-            acc.print(f"{skipped} unreadable image file(s) were skipped (each was named in a warning)")
+            acc.print(f"{skipped} of the {len(self.dataset)} image files could not be read and were skipped "
+                      f"(each named above when first met); training used the other {len(self.dataset) - skipped}")
         acc.end_training()
         return self.net
 
