@@ -394,6 +394,19 @@ def test_unreadable_files_can_be_left_out(folder_with_corrupt_files: Path) -> No
         ImageFolderDataset(folder_with_corrupt_files, image_size=8, on_unreadable="skip")  # type: ignore[arg-type]
 
 
+def test_a_second_dataset_does_not_repeat_what_workers_reported(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    _, broken = write_digit_folder(tmp_path)
+    training = ImageFolderDataset(tmp_path, 8)
+    assert sum(len(batch) for batch in DataLoader(training, batch_size=3, num_workers=2,
+                                                  collate_fn=collate_images)) == 15
+    assert training.skipped_files == {str(p) for p in broken}  # met by the workers, counted here
+    # The command line's evaluation copy of the same folder, read in this process.
+    evaluation = ImageFolderDataset(tmp_path, 8, return_labels=True, on_unreadable="return_none")
+    assert sum(evaluation[i] is None for i in range(len(evaluation))) == 3 == evaluation.skipped_count
+    assert not _skip_lines(caplog)
+
+
 def test_corrupt_file_with_labels_returns_the_substitute_label(tmp_path: Path,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "a").mkdir()

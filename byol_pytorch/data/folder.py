@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -24,10 +26,13 @@ OnUnreadable = Literal["next", "return_none"]
 # (logging.lastResort), from whichever process meets the file.
 _LOG = logging.getLogger(__name__)
 
-# Files already reported by this process. Module-level rather than per dataset
-# so that a second dataset over the same folder (an evaluation copy) does not
-# repeat the line; within one dataset the shared mask does that across workers.
+# Within one dataset the shared mask keeps a file to one line across workers
+# and epochs. Across datasets over the same files (the command line's training
+# and evaluation copies of one folder): the files this process reported, and
+# the live datasets of this process (forked workers inherit them), whose
+# masks hold what their own workers reported.
 _REPORTED_FILES: set[str] = set()
+_DATASETS: weakref.WeakSet[ImageFolderDataset] = weakref.WeakSet()
 
 
 class SkippedImageWarning(UserWarning):
@@ -185,6 +190,7 @@ class ImageFolderDataset(Dataset):
         # to the same pages, spawned ones receive a handle when the dataset
         # is sent to them).
         self._unreadable = torch.zeros(len(self.files), dtype=torch.uint8).share_memory_()
+        _DATASETS.add(self)
 
     def _find_files(self) -> list[str]:
         found = []
@@ -226,6 +232,11 @@ class ImageFolderDataset(Dataset):
                 pass
             return to_image_tensor(image)
 
+    def _marked(self, path: str) -> bool:
+        """Whether ``path`` is one of this dataset's files and marked unreadable."""
+        position = bisect.bisect_left(self.files, path)
+        return position < len(self.files) and self.files[position] == path and bool(self._unreadable[position])
+
     def _skip(self, position: int, error: Exception) -> None:
         path = self.files[position]
         # Check, then mark: not atomic, so two workers decoding the same file
@@ -235,7 +246,9 @@ class ImageFolderDataset(Dataset):
         # neighbour ("next"), both within one decode's time.
         first = self._unreadable[position].item() == 0
         self._unreadable[position] = 1
-        if first and path not in _REPORTED_FILES:
+        if first and path not in _REPORTED_FILES and not any(
+            other is not self and other._marked(path) for other in list(_DATASETS)
+        ):
             _REPORTED_FILES.add(path)
             # One line whatever PIL says, without repeating the path the line starts with.
             reason = " ".join(f"{type(error).__name__}: {error}".replace(f" {path!r}", "").split())
