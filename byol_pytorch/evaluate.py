@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from .model.frozen import FrozenEncoder
 
@@ -41,6 +41,12 @@ def _default_device(encoder: Callable[[Tensor], Tensor]) -> torch.device:
         for tensor in encoder.buffers():
             return tensor.device
     return torch.device("cpu")
+
+
+def _collate_present(items: list[Any]) -> Any:
+    """Batches the items that are not ``None``; ``None`` when no item is left."""
+    present = [item for item in items if item is not None]
+    return default_collate(present) if present else None
 
 
 def extract_features(
@@ -61,7 +67,9 @@ def extract_features(
     runs in that network's own mode (batch norm in training mode normalises
     with the batch and updates its running statistics), so wrap networks in
     :class:`FrozenEncoder` rather than in a function. Items are read in
-    dataset order.
+    dataset order; an item that is ``None`` (an unreadable file of
+    ``ImageFolderDataset(on_unreadable="return_none")``) is left out, with
+    its label.
 
     Args:
         encoder: maps an image batch ``(B, C, H, W)`` to features ``(B, D)``.
@@ -79,12 +87,13 @@ def extract_features(
 
     Returns:
         ``(features, labels)``: features ``(N, D)`` float32 and labels ``(N,)``
-        int64, both on the CPU, where ``N = len(dataset)``.
+        int64, both on the CPU, where ``N`` is the number of items that are
+        not ``None`` (``len(dataset)`` when none is).
 
     Raises:
-        ValueError: if ``batch_size`` < 1, the dataset is empty, an item is not
-            an ``(image, label)`` pair, or the encoder's output has no batch dim
-            of the right size.
+        ValueError: if ``batch_size`` < 1, the dataset is empty or all
+            ``None``, an item is not an ``(image, label)`` pair, or the
+            encoder's output has no batch dim of the right size.
         TypeError: if the encoder returns something other than a tensor.
     """
     if batch_size < 1:
@@ -96,6 +105,7 @@ def extract_features(
         shuffle=False,
         num_workers=num_workers,
         pin_memory=target.type == "cuda",
+        collate_fn=_collate_present,
     )
 
     if isinstance(encoder, nn.Module) and not isinstance(encoder, FrozenEncoder):
@@ -106,6 +116,8 @@ def extract_features(
     # saved for backward, which would break a caller training a probe on them.
     with torch.no_grad():
         for batch in loader:
+            if batch is None:
+                continue
             if not isinstance(batch, (list, tuple)) or len(batch) != 2:
                 got = f"{len(batch)} fields" if isinstance(batch, (list, tuple)) else type(batch).__name__
                 raise ValueError(f"dataset items must be (image, label) pairs, got items of {got}")
@@ -125,7 +137,8 @@ def extract_features(
             label_chunks.append(torch.as_tensor(labels).reshape(-1).to("cpu", torch.long))
 
     if not feature_chunks:
-        raise ValueError("dataset is empty; expected at least one (image, label) item")
+        what = "is empty" if len(loader) == 0 else "has only None items (unreadable files)"
+        raise ValueError(f"dataset {what}; expected at least one (image, label) item")
     return torch.cat(feature_chunks), torch.cat(label_chunks)
 
 
@@ -398,8 +411,11 @@ def labelled_split(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset]:
 
     Each class's items are shuffled with ``seed``; the first half (rounded up)
     becomes the bank (kNN memory, probe training set), the rest the queries.
-    Labels come from ``dataset.labels`` when present, else from its items
-    ``(image, label)``.
+    The two share no index. Labels come from ``dataset.labels`` when present,
+    else from its items ``(image, label)``, and then an item that is ``None``
+    (an unreadable file) is in neither half. A dataset with ``labels`` is
+    not read; its unreadable items are left out later, by
+    :func:`extract_features`.
 
     Returns:
         ``(bank, queries)``, two :class:`~torch.utils.data.Subset` with sorted indices.
@@ -409,18 +425,27 @@ def labelled_split(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset]:
     """
     labels = getattr(dataset, "labels", None)
     if labels is None:
-        labels = torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])  # type: ignore[arg-type]
-    labels = torch.as_tensor(labels)
+        present: list[tuple[int, int]] = []
+        for i in range(len(dataset)):  # type: ignore[arg-type]
+            item = dataset[i]
+            if item is not None:
+                present.append((i, int(item[1])))
+        indices = torch.tensor([i for i, _ in present], dtype=torch.long)
+        labels = torch.tensor([label for _, label in present], dtype=torch.long)
+    else:
+        labels = torch.as_tensor(labels)
+        indices = torch.arange(len(labels))
     generator = torch.Generator().manual_seed(seed)
     bank: list[int] = []
     query: list[int] = []
-    for label in torch.unique(labels).tolist():
-        members = torch.nonzero(labels == label).flatten()
+    classes = torch.unique(labels)
+    for label in classes.tolist():
+        members = indices[labels == label]
         members = members[torch.randperm(len(members), generator=generator)].tolist()
         half = (len(members) + 1) // 2
         bank += members[:half]
         query += members[half:]
-    if not query or len(torch.unique(labels)) < 2:
+    if not query or len(classes) < 2:
         raise ValueError(f"scoring a representation needs at least two classes and a class of two or more "
-                         f"images; got {len(labels)} image(s) in {len(torch.unique(labels))} class(es)")
+                         f"images; got {len(labels)} image(s) in {len(classes)} class(es)")
     return Subset(dataset, sorted(bank)), Subset(dataset, sorted(query))

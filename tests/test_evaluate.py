@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from byol_pytorch.evaluate import (
 )
 from byol_pytorch.model import HiddenLayerEncoder, Normalize
 
-from .conftest import assert_same_state, state_copy, tiny_cnn
+from .conftest import assert_same_state, state_copy, tiny_cnn, write_digit_folder
 
 
 def _clusters(n_per_class: int, num_classes: int = 3, dim: int = 16, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -293,6 +294,41 @@ def test_labelled_split_is_deterministic_per_class_and_disjoint() -> None:
     assert bank.indices == again_bank.indices
     assert not set(bank.indices) & set(query.indices) and len(bank) + len(query) == 10
     assert sorted(Labelled.labels[query.indices].tolist()) == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_unreadable_files_are_left_out_of_both_splits(tmp_path: Path, workers: int) -> None:
+    from byol_pytorch.data import ImageFolderDataset
+
+    readable, broken = write_digit_folder(tmp_path)
+    dataset = ImageFolderDataset(tmp_path, 8, return_labels=True, on_unreadable="return_none")
+    bank, queries = labelled_split(dataset)
+    assert len(bank) + len(queries) == len(readable) + len(broken)  # the split reads no file
+
+    pixels = nn.Flatten()  # features are the images themselves, so shared images would show
+    bank_x, bank_y = extract_features(pixels, bank, batch_size=4, num_workers=workers)
+    query_x, query_y = extract_features(pixels, queries, batch_size=4, num_workers=workers)
+
+    def readable_of(split: torch.utils.data.Subset) -> list[int]:
+        return [i for i in split.indices if Path(dataset.files[i]) in readable]
+
+    assert len(bank_x) == len(readable_of(bank)) and len(query_x) == len(readable_of(queries))
+    assert len(bank_x) + len(query_x) == len(readable)
+    assert bank_y.tolist() == [int(dataset.labels[i]) for i in readable_of(bank)]
+    assert query_y.tolist() == [int(dataset.labels[i]) for i in readable_of(queries)]
+    assert torch.cdist(bank_x, query_x).min() > 0  # no image is in both
+    assert dataset.skipped_files == {str(p) for p in broken}  # counted here, whoever read them
+
+
+def test_labelled_split_leaves_out_none_items() -> None:
+    items = [(torch.full((3, 2, 2), float(i)), i % 2) for i in range(8)]
+    items[2] = items[5] = None
+    bank, queries = labelled_split(items)
+    assert sorted(bank.indices + queries.indices) == [0, 1, 3, 4, 6, 7]
+    feats, labels = extract_features(nn.Flatten(), items)
+    assert feats[:, 0].tolist() == [0.0, 1.0, 3.0, 4.0, 6.0, 7.0] and labels.tolist() == [0, 1, 1, 0, 0, 1]
+    with pytest.raises(ValueError, match=r"dataset has only None items"):
+        extract_features(nn.Flatten(), [None, None])
 
 
 def test_labelled_split_needs_two_classes() -> None:
