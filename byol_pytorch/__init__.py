@@ -8,7 +8,7 @@ from typing import Any
 
 from .data import DigitsDataset, ImageFolderDataset, MockDataset
 from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
-from .model import BYOL, BYOLAugmentation, BYOLOutput, cosine_tau
+from .model import BYOL, BYOLAugmentation, BYOLOutput, FrozenEncoder, cosine_tau
 from .optim import LARS
 
 __version__ = "0.1.0"
@@ -20,8 +20,9 @@ __all__ = [
     "BYOLAugmentation",
     "BYOLOutput",
     "BYOLTrainer",
-    "DiskFullError",
     "DigitsDataset",
+    "DiskFullError",
+    "FrozenEncoder",
     "ImageFolderDataset",
     "LARS",
     "MockDataset",

@@ -11,7 +11,9 @@ judged by how well a simple classifier does on the encoder's features:
 
 :func:`extract_features` turns an encoder and a labelled dataset into the
 ``(features, labels)`` pair both take, and :func:`evaluate_encoder` chains the
-three. Everything here is plain PyTorch, so the functions drop into any training
+three. Networks are run through :class:`FrozenEncoder` (eval mode, no
+gradients, the network left as it was): the README, the trainer's kNN monitor
+and the command line all score with it. Everything here is plain PyTorch, so the functions drop into any training
 loop; none of them touches the global random state.
 """
 
@@ -23,10 +25,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
-__all__ = ["extract_features", "knn_accuracy", "half_split_knn_accuracy", "labelled_split", "linear_probe",
-           "evaluate_encoder"]
+from .model.frozen import FrozenEncoder
+
+__all__ = ["FrozenEncoder", "extract_features", "knn_accuracy", "half_split_knn_accuracy", "labelled_split",
+           "linear_probe", "evaluate_encoder"]
 
 
 def _default_device(encoder: Callable[[Tensor], Tensor]) -> torch.device:
@@ -39,6 +43,12 @@ def _default_device(encoder: Callable[[Tensor], Tensor]) -> torch.device:
     return torch.device("cpu")
 
 
+def _collate_present(items: list[Any]) -> Any:
+    """Batches the items that are not ``None``; ``None`` when no item is left."""
+    present = [item for item in items if item is not None]
+    return default_collate(present) if present else None
+
+
 def extract_features(
     encoder: Callable[[Tensor], Tensor],
     dataset: Dataset[Any],
@@ -49,9 +59,17 @@ def extract_features(
 ) -> tuple[Tensor, Tensor]:
     """Runs a frozen encoder over a labelled dataset and collects its outputs.
 
-    The encoder runs without gradients and, if it is an ``nn.Module``, in eval
-    mode; the train/eval flag of every submodule is put back as it was
-    afterwards, even if the encoder raises. Items are read in dataset order.
+    An ``nn.Module`` encoder is run as a :class:`FrozenEncoder`: in eval mode,
+    without gradients, with the train/eval flag of every submodule put back as
+    it was afterwards (even if it raises), so batch-norm statistics and every
+    other state of the network are left as they were. A plain function is
+    called as it is, under ``torch.no_grad()`` only: whatever network it calls
+    runs in that network's own mode (batch norm in training mode normalises
+    with the batch and updates its running statistics), so wrap networks in
+    :class:`FrozenEncoder` rather than in a function. Items are read in
+    dataset order; an item that is ``None`` (an unreadable file of
+    ``ImageFolderDataset(on_unreadable="return_none")``) is left out, with
+    its label.
 
     Args:
         encoder: maps an image batch ``(B, C, H, W)`` to features ``(B, D)``.
@@ -69,12 +87,13 @@ def extract_features(
 
     Returns:
         ``(features, labels)``: features ``(N, D)`` float32 and labels ``(N,)``
-        int64, both on the CPU, where ``N = len(dataset)``.
+        int64, both on the CPU, where ``N`` is the number of items that are
+        not ``None`` (``len(dataset)`` when none is).
 
     Raises:
-        ValueError: if ``batch_size`` < 1, the dataset is empty, an item is not
-            an ``(image, label)`` pair, or the encoder's output has no batch dim
-            of the right size.
+        ValueError: if ``batch_size`` < 1, the dataset is empty or all
+            ``None``, an item is not an ``(image, label)`` pair, or the
+            encoder's output has no batch dim of the right size.
         TypeError: if the encoder returns something other than a tensor.
     """
     if batch_size < 1:
@@ -86,44 +105,40 @@ def extract_features(
         shuffle=False,
         num_workers=num_workers,
         pin_memory=target.type == "cuda",
+        collate_fn=_collate_present,
     )
 
-    # Record each submodule's own flag rather than the root's: a user may keep,
-    # say, frozen BatchNorm layers in eval mode inside a training model, and
-    # ``encoder.train(True)`` would wrongly switch them back on.
-    saved_modes = [(m, m.training) for m in encoder.modules()] if isinstance(encoder, nn.Module) else []
+    if isinstance(encoder, nn.Module) and not isinstance(encoder, FrozenEncoder):
+        encoder = FrozenEncoder(encoder)
     feature_chunks: list[Tensor] = []
     label_chunks: list[Tensor] = []
-    try:
-        if isinstance(encoder, nn.Module):
-            encoder.eval()
-        # no_grad rather than inference_mode: inference tensors cannot later be
-        # saved for backward, which would break a caller training a probe on them.
-        with torch.no_grad():
-            for batch in loader:
-                if not isinstance(batch, (list, tuple)) or len(batch) != 2:
-                    got = f"{len(batch)} fields" if isinstance(batch, (list, tuple)) else type(batch).__name__
-                    raise ValueError(f"dataset items must be (image, label) pairs, got items of {got}")
-                images, labels = batch
-                images = images.to(target, non_blocking=True)
-                if transform is not None:
-                    images = transform(images)
-                out = encoder(images)
-                if not isinstance(out, Tensor):
-                    raise TypeError(f"encoder must return a Tensor, got {type(out).__name__}")
-                if out.dim() < 2 or out.shape[0] != images.shape[0]:
-                    raise ValueError(
-                        f"encoder output must have shape (B, D, ...) with B={images.shape[0]}, "
-                        f"got {tuple(out.shape)}"
-                    )
-                feature_chunks.append(out.flatten(1).to("cpu", torch.float32))
-                label_chunks.append(torch.as_tensor(labels).reshape(-1).to("cpu", torch.long))
-    finally:
-        for module, was_training in saved_modes:
-            module.training = was_training
+    # no_grad rather than inference_mode: inference tensors cannot later be
+    # saved for backward, which would break a caller training a probe on them.
+    with torch.no_grad():
+        for batch in loader:
+            if batch is None:
+                continue
+            if not isinstance(batch, (list, tuple)) or len(batch) != 2:
+                got = f"{len(batch)} fields" if isinstance(batch, (list, tuple)) else type(batch).__name__
+                raise ValueError(f"dataset items must be (image, label) pairs, got items of {got}")
+            images, labels = batch
+            images = images.to(target, non_blocking=True)
+            if transform is not None:
+                images = transform(images)
+            out = encoder(images)
+            if not isinstance(out, Tensor):
+                raise TypeError(f"encoder must return a Tensor, got {type(out).__name__}")
+            if out.dim() < 2 or out.shape[0] != images.shape[0]:
+                raise ValueError(
+                    f"encoder output must have shape (B, D, ...) with B={images.shape[0]}, "
+                    f"got {tuple(out.shape)}"
+                )
+            feature_chunks.append(out.flatten(1).to("cpu", torch.float32))
+            label_chunks.append(torch.as_tensor(labels).reshape(-1).to("cpu", torch.long))
 
     if not feature_chunks:
-        raise ValueError("dataset is empty; expected at least one (image, label) item")
+        what = "is empty" if len(loader) == 0 else "has only None items (unreadable files)"
+        raise ValueError(f"dataset {what}; expected at least one (image, label) item")
     return torch.cat(feature_chunks), torch.cat(label_chunks)
 
 
@@ -396,8 +411,11 @@ def labelled_split(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset]:
 
     Each class's items are shuffled with ``seed``; the first half (rounded up)
     becomes the bank (kNN memory, probe training set), the rest the queries.
-    Labels come from ``dataset.labels`` when present, else from its items
-    ``(image, label)``.
+    The two share no index. Labels come from ``dataset.labels`` when present,
+    else from its items ``(image, label)``, and then an item that is ``None``
+    (an unreadable file) is in neither half. A dataset with ``labels`` is
+    not read; its unreadable items are left out later, by
+    :func:`extract_features`.
 
     Returns:
         ``(bank, queries)``, two :class:`~torch.utils.data.Subset` with sorted indices.
@@ -407,18 +425,27 @@ def labelled_split(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset]:
     """
     labels = getattr(dataset, "labels", None)
     if labels is None:
-        labels = torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])  # type: ignore[arg-type]
-    labels = torch.as_tensor(labels)
+        present: list[tuple[int, int]] = []
+        for i in range(len(dataset)):  # type: ignore[arg-type]
+            item = dataset[i]
+            if item is not None:
+                present.append((i, int(item[1])))
+        indices = torch.tensor([i for i, _ in present], dtype=torch.long)
+        labels = torch.tensor([label for _, label in present], dtype=torch.long)
+    else:
+        labels = torch.as_tensor(labels)
+        indices = torch.arange(len(labels))
     generator = torch.Generator().manual_seed(seed)
     bank: list[int] = []
     query: list[int] = []
-    for label in torch.unique(labels).tolist():
-        members = torch.nonzero(labels == label).flatten()
+    classes = torch.unique(labels)
+    for label in classes.tolist():
+        members = indices[labels == label]
         members = members[torch.randperm(len(members), generator=generator)].tolist()
         half = (len(members) + 1) // 2
         bank += members[:half]
         query += members[half:]
-    if not query or len(torch.unique(labels)) < 2:
+    if not query or len(classes) < 2:
         raise ValueError(f"scoring a representation needs at least two classes and a class of two or more "
-                         f"images; got {len(labels)} image(s) in {len(torch.unique(labels))} class(es)")
+                         f"images; got {len(labels)} image(s) in {len(classes)} class(es)")
     return Subset(dataset, sorted(bank)), Subset(dataset, sorted(query))

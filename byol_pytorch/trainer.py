@@ -29,7 +29,7 @@ from .checkpoint import (
 from .config import TrainerConfig
 from .data import collate_images
 from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
-from .evaluate import extract_features, half_split_knn_accuracy
+from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
 from .model import BYOL
 from .optim import build_optimizer, scaled_learning_rate, warmup_cosine
 from .runtime import convert_sync_batchnorm, gather_rng_states, resolve_mixed_precision, restore_rng_state
@@ -365,17 +365,19 @@ class BYOLTrainer:
             if restore_bn is not None:
                 restore_bn()
             self.net.to(device=net_device, memory_format=torch.contiguous_format)
+        # ImageFolderDataset counts the files its DataLoader workers met too; with
+        # several processes this is the main process's share of the data.
         skipped = getattr(self.dataset, "skipped_count", 0)
         if skipped:
-            acc.print(f"{skipped} unreadable image file(s) were skipped (each was named in a warning)")
+            acc.print(f"{skipped} of the {len(self.dataset)} image files could not be read and were skipped "
+                      f"(each named above when first met); training used the other {len(self.dataset) - skipped}")
         acc.end_training()
         return self.net
 
     def knn_accuracy(self) -> float:
         """kNN top-1 of the current online encoder on ``eval_dataset`` (half bank, half queries)."""
         learner = self.accelerator.unwrap_model(self._model)
-        encoder = nn.Sequential(learner.normalize or nn.Identity(), learner.online_encoder)
-        features, labels = extract_features(encoder, self.eval_dataset, batch_size=256,
+        features, labels = extract_features(FrozenEncoder(learner), self.eval_dataset, batch_size=256,
                                             device=self.accelerator.device)
         return half_split_knn_accuracy(features, labels, k=self.config.knn_k)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from collections import OrderedDict
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 
@@ -41,3 +45,31 @@ def _seed() -> None:
 @pytest.fixture
 def images() -> torch.Tensor:
     return torch.rand(6, 3, 16, 16)
+
+
+def write_digit_folder(root: Path) -> tuple[list[Path], list[Path]]:
+    """Scikit-learn's digits as PNG and JPEG files in two class folders, with three broken files among them.
+
+    Returns:
+        ``(readable, broken)`` paths. No two broken files are neighbours in
+        sorted order, so each is met by exactly one worker per epoch.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    readable: list[Path] = []
+    for i in range(12):
+        folder = root / str(digits.target[i] % 2)
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = (digits.images[i] * (255 / 16)).astype(np.uint8)
+        image = Image.fromarray(pixels).resize((16, 16), Image.NEAREST).convert("RGB")
+        path = folder / f"{i:02d}.{'jpg' if i % 3 == 0 else 'png'}"
+        image.save(path)
+        readable.append(path)
+    buffer = io.BytesIO()
+    Image.fromarray((digits.images[20] * 15).astype(np.uint8)).resize((64, 64)).save(buffer, format="JPEG")
+    broken = [root / "0" / "04b_truncated.jpg", root / "1" / "03b_empty.jpg", root / "1" / "07b_text.jpg"]
+    broken[0].write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    broken[1].write_bytes(b"")
+    broken[2].write_text("these are notes, not a JPEG\n")
+    return readable, broken

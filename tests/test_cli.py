@@ -199,12 +199,29 @@ def test_eval_on_a_labelled_folder(trained_run: tuple[Path, str], tmp_path: Path
     assert "trained" in out and "random init" in out
 
 
+def test_eval_leaves_unreadable_files_out(trained_run: tuple[Path, str], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    run, _ = trained_run
+    _write_images(tmp_path / "labelled", {"cats": 4, "dogs": 5})
+    (tmp_path / "labelled" / "cats" / "img9.jpg").write_text("not a photo")
+    code = main(["eval", "--checkpoint", str(run), "--data", str(tmp_path / "labelled"), "--no-progress",
+                 "--threads", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    # Five cat files and five dogs, split 3 + 2 per class (seeded): the broken cat fell in the bank,
+    # and no neighbour stands in for it.
+    assert "5 bank / 4 query images, 2 classes (1 unreadable file left out)" in out, out
+    assert [r.getMessage().split(": ")[0] for r in caplog.records if "unreadable" in r.getMessage()] == [
+        f"skipped unreadable image {tmp_path / 'labelled' / 'cats' / 'img9.jpg'}"]
+
+
 @pytest.mark.parametrize("suffix", [".npy", ".pt"])
 def test_embed_writes_one_row_per_image(trained_run: tuple[Path, str], tmp_path: Path, suffix: str,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     run, _ = trained_run
     paths = _write_images(tmp_path / "images", {"a": 3, "b/c": 2, ".": 2})
     (tmp_path / "images" / "notes.txt").write_text("not an image")
+    (tmp_path / "images" / "a" / "img1b.png").write_bytes(b"")  # unreadable: no row, not listed
     out = tmp_path / f"emb{suffix}"
     assert main(["embed", "--checkpoint", str(run), "--data", str(tmp_path / "images"), "--out", str(out),
                  "--no-progress", "--batch-size", "3", "--threads", "1"]) == 0
@@ -217,7 +234,8 @@ def test_embed_writes_one_row_per_image(trained_run: tuple[Path, str], tmp_path:
         embeddings, files = saved["embeddings"].numpy(), saved["files"]
     assert embeddings.shape == (7, 512) and np.isfinite(embeddings).all()
     assert files == expected
-    assert "wrote 7 embeddings" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "wrote 7 embeddings" in captured.out and "1 unreadable image(s) left out" in captured.err
 
 
 def test_embed_matches_eval_features(trained_run: tuple[Path, str], tmp_path: Path) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -22,6 +26,8 @@ from byol_pytorch.data import (
     to_image_tensor,
 )
 
+from .conftest import write_digit_folder
+
 
 def _rgb_image(width: int, height: int, color: tuple[int, int, int]) -> Image.Image:
     return Image.new("RGB", (width, height), color)
@@ -32,9 +38,13 @@ def _noise_image(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
-def _skip_warnings(record: list[warnings.WarningMessage], name: str) -> list[str]:
-    messages = [str(w.message) for w in record if issubclass(w.category, SkippedImageWarning)]
-    return [m for m in messages if name in m]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _skip_lines(caplog: pytest.LogCaptureFixture, name: str = "") -> list[str]:
+    """The reports of unreadable files (about ``name``) that this process logged."""
+    return [r.getMessage() for r in caplog.records
+            if r.name == "byol_pytorch.data.folder" and name in r.getMessage()]
 
 
 # --------------------------------------------------------------------------- #
@@ -336,23 +346,26 @@ def folder_with_corrupt_files(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_corrupt_files_are_skipped_with_one_warning(folder_with_corrupt_files: Path) -> None:
+def test_corrupt_files_are_skipped_with_one_line_each(folder_with_corrupt_files: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     root = folder_with_corrupt_files
     # The truncated file opens, but decoding it must fail.
     with pytest.raises(OSError), Image.open(root / "b_truncated.jpg") as broken:
         broken.load()
 
     dataset = ImageFolderDataset(root, image_size=8)
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reported on the log, never as a warning
         first_pass = [dataset[i] for i in range(len(dataset))]
         second_pass = [dataset[i] for i in range(len(dataset))]
 
-    assert len(_skip_warnings(record, "b_truncated.jpg")) == 1
-    assert len(_skip_warnings(record, "x.png")) == 1
-    assert len([w for w in record if issubclass(w.category, SkippedImageWarning)]) == 2
+    truncated = str(root / "b_truncated.jpg")
+    assert _skip_lines(caplog, "b_truncated.jpg") == [
+        f"skipped unreadable image {truncated}: OSError: image file is truncated (1 bytes not processed)"
+    ]
+    assert len(_skip_lines(caplog, "x.png")) == 1 and len(_skip_lines(caplog)) == 2
     assert dataset.skipped_count == 2
-    assert dataset.skipped_files == {str(root / "b_truncated.jpg"), str(root / "x.png")}
+    assert dataset.skipped_files == {truncated, str(root / "x.png")}
     for item in first_pass + second_pass:
         assert item.shape == (3, 8, 8)
     # A skipped index yields the next readable file, wrapping at the end.
@@ -361,35 +374,100 @@ def test_corrupt_files_are_skipped_with_one_warning(folder_with_corrupt_files: P
     assert first_pass[2][1].mean() > 0.99  # c_good is green
     assert collate_images(first_pass).shape == (4, 3, 8, 8)
 
+    assert issubclass(SkippedImageWarning, UserWarning)  # still there for code that filters it
+
     # Once per file per process: a fresh dataset records the file, silently.
+    caplog.clear()
     again = ImageFolderDataset(root, image_size=8)
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        again[1]
-    assert not [w for w in record if issubclass(w.category, SkippedImageWarning)]
-    assert again.skipped_count == 1
+    again[1]
+    assert not _skip_lines(caplog) and again.skipped_count == 1
 
 
-def test_corrupt_file_with_labels_returns_the_substitute_label(tmp_path: Path) -> None:
+def test_unreadable_files_can_be_left_out(folder_with_corrupt_files: Path) -> None:
+    dataset = ImageFolderDataset(folder_with_corrupt_files, image_size=8, on_unreadable="return_none")
+    items = [dataset[i] for i in range(len(dataset))]
+    assert [item is None for item in items] == [False, True, False, True]
+    assert dataset[1] is None and dataset.skipped_count == 2
+    with pytest.raises(ValueError, match=r"got None for 2 of 4 items.*on_unreadable='next'"):
+        collate_images(items)
+    with pytest.raises(ValueError, match=r"on_unreadable must be 'next' or 'return_none', got 'skip'"):
+        ImageFolderDataset(folder_with_corrupt_files, image_size=8, on_unreadable="skip")  # type: ignore[arg-type]
+
+
+def test_a_second_dataset_does_not_repeat_what_workers_reported(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    _, broken = write_digit_folder(tmp_path)
+    training = ImageFolderDataset(tmp_path, 8)
+    assert sum(len(batch) for batch in DataLoader(training, batch_size=3, num_workers=2,
+                                                  collate_fn=collate_images)) == 15
+    assert training.skipped_files == {str(p) for p in broken}  # met by the workers, counted here
+    # The command line's evaluation copy of the same folder, read in this process.
+    evaluation = ImageFolderDataset(tmp_path, 8, return_labels=True, on_unreadable="return_none")
+    assert sum(evaluation[i] is None for i in range(len(evaluation))) == 3 == evaluation.skipped_count
+    assert not _skip_lines(caplog)
+
+
+def test_corrupt_file_with_labels_returns_the_substitute_label(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "broken.png").write_bytes(b"definitely not a png")
     _rgb_image(9, 9, (0, 0, 255)).save(tmp_path / "b" / "fine.png")
     dataset = ImageFolderDataset(tmp_path, image_size=4, return_labels=True)
-    with pytest.warns(SkippedImageWarning, match="broken.png"):
-        image, label = dataset[0]
+    image, label = dataset[0]
     assert label == 1 and image.shape == (3, 4, 4)
+    assert len(_skip_lines(caplog, "broken.png")) == 1
 
 
 def test_all_files_unreadable_raises(tmp_path: Path) -> None:
     (tmp_path / "one.png").write_bytes(b"junk")
     (tmp_path / "two.jpg").write_bytes(b"")
     dataset = ImageFolderDataset(tmp_path, image_size=4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkippedImageWarning)
-        with pytest.raises(RuntimeError, match="none of the 2"):
-            dataset[0]
+    with pytest.raises(RuntimeError, match="none of the 2"):
+        dataset[0]
     assert dataset.skipped_count == 2
+
+
+# Two epochs of a shuffled training loader, as the trainer reads a folder; the
+# parent test reads what this prints on stdout and stderr.
+_READ_TWICE = """
+import json
+import sys
+from torch.utils.data import DataLoader
+from byol_pytorch.data import ImageFolderDataset, collate_images
+
+if __name__ == "__main__":  # spawned workers import this file again
+    root, workers, context = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    dataset = ImageFolderDataset(root, 8)
+    # Fresh forked workers every epoch; spawned ones (seconds each to start) are kept.
+    loader = DataLoader(dataset, batch_size=3, shuffle=True, collate_fn=collate_images, num_workers=workers,
+                        multiprocessing_context=context if workers else None,
+                        persistent_workers=context == "spawn")
+    batches = [len(batch) for _ in range(2) for batch in loader]
+    print(json.dumps({"count": dataset.skipped_count, "files": sorted(dataset.skipped_files), "batches": batches}))
+"""
+
+
+@pytest.mark.parametrize(("workers", "context"),
+                         [(0, "none"), (2, "fork"), pytest.param(2, "spawn", marks=pytest.mark.slow)])
+def test_unreadable_files_are_counted_and_reported_once_across_workers(tmp_path: Path, workers: int,
+                                                                       context: str) -> None:
+    readable, broken = write_digit_folder(tmp_path / "digits")
+    assert all(Image.open(p).load() is not None for p in readable)
+    script = tmp_path / "read_twice.py"
+    script.write_text(_READ_TWICE)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "digits"), str(workers), context],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["count"] == 3 and seen["files"] == sorted(str(p) for p in broken)
+    assert seen["batches"] == [3] * 10  # 15 files in batches of 3, two epochs: every batch full
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3, result.stderr  # one per broken file, over two epochs and two workers
+    for path, line in zip(sorted(broken), sorted(lines)):
+        assert line.startswith(f"skipped unreadable image {path}: "), line
+    assert "Warning" not in result.stderr and "fetch.py" not in result.stderr
 
 
 # --------------------------------------------------------------------------- #

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 
 import pytest
 import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
+from byol_pytorch import BYOL
 from byol_pytorch.evaluate import (
+    FrozenEncoder,
     evaluate_encoder,
     extract_features,
     half_split_knn_accuracy,
@@ -16,6 +20,9 @@ from byol_pytorch.evaluate import (
     labelled_split,
     linear_probe,
 )
+from byol_pytorch.model import HiddenLayerEncoder, Normalize
+
+from .conftest import assert_same_state, state_copy, tiny_cnn, write_digit_folder
 
 
 def _clusters(n_per_class: int, num_classes: int = 3, dim: int = 16, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -289,7 +296,124 @@ def test_labelled_split_is_deterministic_per_class_and_disjoint() -> None:
     assert sorted(Labelled.labels[query.indices].tolist()) == [0, 0, 1, 1]
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_unreadable_files_are_left_out_of_both_splits(tmp_path: Path, workers: int) -> None:
+    from byol_pytorch.data import ImageFolderDataset
+
+    readable, broken = write_digit_folder(tmp_path)
+    dataset = ImageFolderDataset(tmp_path, 8, return_labels=True, on_unreadable="return_none")
+    bank, queries = labelled_split(dataset)
+    assert len(bank) + len(queries) == len(readable) + len(broken)  # the split reads no file
+
+    pixels = nn.Flatten()  # features are the images themselves, so shared images would show
+    bank_x, bank_y = extract_features(pixels, bank, batch_size=4, num_workers=workers)
+    query_x, query_y = extract_features(pixels, queries, batch_size=4, num_workers=workers)
+
+    def readable_of(split: torch.utils.data.Subset) -> list[int]:
+        return [i for i in split.indices if Path(dataset.files[i]) in readable]
+
+    assert len(bank_x) == len(readable_of(bank)) and len(query_x) == len(readable_of(queries))
+    assert len(bank_x) + len(query_x) == len(readable)
+    assert bank_y.tolist() == [int(dataset.labels[i]) for i in readable_of(bank)]
+    assert query_y.tolist() == [int(dataset.labels[i]) for i in readable_of(queries)]
+    assert torch.cdist(bank_x, query_x).min() > 0  # no image is in both
+    assert dataset.skipped_files == {str(p) for p in broken}  # counted here, whoever read them
+
+
+def test_labelled_split_leaves_out_none_items() -> None:
+    items = [(torch.full((3, 2, 2), float(i)), i % 2) for i in range(8)]
+    items[2] = items[5] = None
+    bank, queries = labelled_split(items)
+    assert sorted(bank.indices + queries.indices) == [0, 1, 3, 4, 6, 7]
+    feats, labels = extract_features(nn.Flatten(), items)
+    assert feats[:, 0].tolist() == [0.0, 1.0, 3.0, 4.0, 6.0, 7.0] and labels.tolist() == [0, 1, 1, 0, 0, 1]
+    with pytest.raises(ValueError, match=r"dataset has only None items"):
+        extract_features(nn.Flatten(), [None, None])
+
+
 def test_labelled_split_needs_two_classes() -> None:
     one_class = TensorDataset(torch.zeros(4, 3, 4, 4), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"at least two classes .* got 4 image\(s\) in 1 class"):
         labelled_split(one_class)
+
+
+# --- FrozenEncoder ----------------------------------------------------------------
+
+
+def _no_hooks(net: nn.Module) -> bool:
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+
+
+@pytest.mark.parametrize("trace", [True, False], ids=["traced", "hook"])
+def test_frozen_encoder_reads_eval_features_and_changes_nothing(trace: bool) -> None:
+    net = tiny_cnn().train()  # its batch norm in training mode would use and update batch statistics
+    net.pool.eval()  # mixed flags must come back mixed
+    net.conv.weight.requires_grad_(False)
+    before, modes = state_copy(net), [m.training for m in net.modules()]
+    images = torch.rand(6, 3, 16, 16)
+    with torch.no_grad():
+        expected = HiddenLayerEncoder(copy.deepcopy(net).eval(), "flatten")(Normalize()(images))
+        batch_statistics = HiddenLayerEncoder(copy.deepcopy(net), "flatten")(Normalize()(images))
+    assert not torch.allclose(expected, batch_statistics)
+
+    if trace:
+        frozen = FrozenEncoder(net, "flatten", normalize=Normalize())
+    else:  # a network FX cannot trace is cut by a hook that must not outlive the call
+        frozen = FrozenEncoder(HiddenLayerEncoder(net, "flatten", trace=False), normalize=Normalize())
+    assert frozen.encoder.mode == ("traced" if trace else "hook")
+    features = frozen(images)
+
+    assert features.shape == (6, 8) and not features.requires_grad
+    torch.testing.assert_close(features, expected, rtol=0, atol=0)
+    assert_same_state(before, state_copy(net))  # running stats and num_batches_tracked included
+    assert [m.training for m in net.modules()] == modes
+    assert _no_hooks(net) and not net.conv.weight.requires_grad and net.fc.weight.requires_grad
+    assert net.fc.weight.grad is None
+
+
+def test_frozen_encoder_restores_modes_when_the_network_raises() -> None:
+    net = tiny_cnn().train()
+    net.bn.eval()
+
+    def boom(*_: object) -> None:
+        raise RuntimeError("boom")
+
+    net.relu.register_forward_hook(boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        FrozenEncoder(net)(torch.rand(2, 3, 8, 8))
+    assert net.training and net.conv.training and not net.bn.training
+
+
+def test_frozen_encoder_of_a_learner_is_its_normalised_online_encoder() -> None:
+    net = tiny_cnn()
+    learner = BYOL(net, image_size=16, hidden_layer="flatten", projection_size=8, projection_hidden_size=16)
+    learner.train()
+    before = state_copy(learner)
+    images = torch.rand(4, 3, 16, 16)
+    features = FrozenEncoder(learner)(images)
+    assert_same_state(before, state_copy(learner))
+    assert learner.training and all(m.training for m in net.modules())
+    learner.eval()
+    with torch.no_grad():
+        expected = learner(images, return_embedding=True, return_projection=False)
+    torch.testing.assert_close(features, expected, rtol=0, atol=0)
+
+
+def test_frozen_encoder_refuses_what_it_cannot_protect() -> None:
+    learner = BYOL(tiny_cnn(), image_size=16, hidden_layer="flatten", projection_size=8, projection_hidden_size=16)
+    with pytest.raises(ValueError, match=r"takes the learner's own hidden_layer, got hidden_layer='fc'"):
+        FrozenEncoder(learner, hidden_layer="fc")
+    with pytest.raises(ValueError, match=r"learner's own normalize"):
+        FrozenEncoder(learner, normalize=Normalize())
+    with pytest.raises(TypeError, match=r"got function; a plain function cannot be put in eval mode"):
+        FrozenEncoder(lambda x: x)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"hidden_layer 'nope' not found"):
+        FrozenEncoder(tiny_cnn(), "nope")
+
+
+def test_extract_features_leaves_a_training_network_bit_identical() -> None:
+    net = _tiny_convnet().train()
+    before = state_copy(net)
+    extract_features(net, _image_dataset(10), batch_size=4)
+    assert_same_state(before, state_copy(net))
+    assert net[1].num_batches_tracked.item() == 0 and net.training

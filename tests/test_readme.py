@@ -51,3 +51,30 @@ def test_the_two_commands_are_the_first_command_and_what_ci_runs() -> None:
     assert commands[:2] == ["pip install . && byol-pytorch train", "pip install -e '.[test]' && pytest"]
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert ci[-1] == commands[1]
+
+
+def test_readme_evaluation_leaves_the_network_as_it_was() -> None:
+    """The evaluation block on a ResNet-18 in training mode (one stage frozen): every tensor bit-identical."""
+    from torchvision import models
+
+    from byol_pytorch import BYOL
+
+    block = next(b for b in python_blocks() if "extract_features(" in b)
+    block = block.replace("DigitsDataset(64", "DigitsDataset(16")  # 8x8 digits; 16 px keeps it quick
+    net = models.resnet18().train()
+    net.layer2.eval()  # mixed flags must come back mixed
+    learner = BYOL(net, image_size=16, hidden_layer="avgpool")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    modes = [m.training for m in net.modules()]
+
+    namespace: dict = {"learner": learner}
+    exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
+
+    after = net.state_dict()
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        assert value.dtype == after[key].dtype and torch.equal(value, after[key]), key
+    assert after["bn1.num_batches_tracked"].item() == 0
+    assert [m.training for m in net.modules()] == modes
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+    assert namespace["bank_x"].shape == (len(namespace["bank"]), 512) and not namespace["bank_x"].requires_grad

@@ -268,7 +268,9 @@ def test_collapse_monitor_warns_when_representations_are_identical(tmp_path: Pat
     assert trainer.history[0]["representation_std"] < 1e-3
 
 
-def test_corrupt_files_in_a_folder_are_skipped_and_counted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_corrupt_files_in_a_folder_are_skipped_and_counted(tmp_path: Path, workers: int,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
     from byol_pytorch import ImageFolderDataset
@@ -279,10 +281,11 @@ def test_corrupt_files_in_a_folder_are_skipped_and_counted(tmp_path: Path) -> No
         Image.new("RGB", (20, 20), (i * 20, 100, 50)).save(folder / f"{i}.png")
     (folder / "broken.png").write_bytes(b"not an image at all")
     dataset = ImageFolderDataset(tmp_path / "images", 16)
-    trainer = _trainer(tmp_path, steps=3, dataset=dataset, batch_size=10)
-    with pytest.warns(UserWarning, match="broken.png"):
-        trainer()
-    assert trainer.step == 3 and dataset.skipped_count == 1
+    trainer = _trainer(tmp_path, steps=3, dataset=dataset, batch_size=10, num_workers=workers)
+    trainer()
+    # Met in a worker process or in this one, the file is counted here, once, and the total printed.
+    assert trainer.step == 3 and dataset.skipped_files == {str(folder / "broken.png")}
+    assert "1 of the 10 image files could not be read and were skipped" in capsys.readouterr().out
 
 
 def test_cpu_threads_are_set_only_when_asked() -> None:

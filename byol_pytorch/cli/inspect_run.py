@@ -20,10 +20,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     if device.type == "cpu":
         set_cpu_threads(args.threads)
-    bank, query, _, description = evaluation_sets(args.data, int(spec["image_size"]), "--data")
+    sets = evaluation_sets(args.data, int(spec["image_size"]), "--data")
     trained = load_trained(spec, state, run_dir)
-    scores = score_backbones(spec, trained, bank, query, k=args.k, device=device, progress=args.progress)
-    print(f"{run_dir}: {spec['model']} {spec['hidden_layer']!r} features, {description}, k={args.k}")
+    scores = score_backbones(spec, trained, sets.bank, sets.query, k=args.k, device=device, progress=args.progress)
+    print(f"{run_dir}: {spec['model']} {spec['hidden_layer']!r} features, {sets.description()}, k={args.k}")
     print(score_table(scores))
     if args.json:
         print(json.dumps({"run": str(run_dir), "k": args.k, **scores}))
@@ -44,15 +44,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     if device.type == "cpu":
         set_cpu_threads(args.threads)
-    images = image_folder(args.data, int(spec["image_size"]), labelled=False, flag="--data")
+    images = image_folder(args.data, int(spec["image_size"]), labelled=False, flag="--data",
+                          on_unreadable="return_none")
     net = load_trained(spec, state, run_dir)
+    # One row per readable file: an unreadable one gives no row, so the listing leaves it out too.
     features, _ = features_of(net, spec["hidden_layer"], Unlabelled(images), device, batch_size=args.batch_size,
                               desc="embedding", progress=args.progress)
-    files = list(images.files)  # type: ignore[attr-defined]
-    skipped = set(getattr(images, "skipped_files", ()))
-    if skipped:  # an unreadable file was replaced by its neighbour: drop those rows
-        keep = [i for i, f in enumerate(files) if f not in skipped]
-        features, files = features[keep], [files[i] for i in keep]
+    skipped = images.skipped_files
+    files = [f for f in images.files if f not in skipped]
+    if skipped:
         print(f"{PROG}: warning: {len(skipped)} unreadable image(s) left out", file=sys.stderr)
     if out.suffix.lower() == ".npy":
         # A handle, not a path: np.save(path) would append .npy to a name ending in .NPY.

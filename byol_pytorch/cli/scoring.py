@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -9,22 +10,19 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..evaluate import evaluate_encoder, extract_features, half_split_knn_accuracy
-from ..model import HiddenLayerEncoder, Normalize
+from ..evaluate import FrozenEncoder, evaluate_encoder, extract_features, half_split_knn_accuracy
+from ..model import Normalize
 from .networks import build_model
 
 
-class _Counting(nn.Module):
-    """Normalises each batch like the training views and advances a progress bar."""
+def _counter(bar: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Advances a progress bar by each batch's images and passes the batch on."""
 
-    def __init__(self, bar: Any) -> None:
-        super().__init__()
-        self.normalize = Normalize()
-        self.bar = bar
+    def count(images: torch.Tensor) -> torch.Tensor:
+        bar.update(images.shape[0])
+        return images
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        self.bar.update(images.shape[0])
-        return self.normalize(images)
+    return count
 
 
 def _bar(total: int, desc: str, progress: bool) -> tqdm:
@@ -32,13 +30,18 @@ def _bar(total: int, desc: str, progress: bool) -> tqdm:
     return tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True, leave=False)
 
 
+def frozen_backbone(net: nn.Module, hidden_layer: str | int, device: torch.device) -> FrozenEncoder:
+    """The hidden layer of ``net`` (moved to ``device``) on images normalised as in training, in eval mode."""
+    return FrozenEncoder(net.to(device), hidden_layer, normalize=Normalize())
+
+
 def features_of(net: nn.Module, hidden_layer: str | int, dataset: Dataset, device: torch.device,
                 batch_size: int = 256, desc: str = "features",
                 progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Hidden-layer features ``(N, D)`` and labels of a labelled dataset, normalised as in training."""
-    encoder = HiddenLayerEncoder(net.to(device), hidden_layer)
+    encoder = frozen_backbone(net, hidden_layer, device)
     with _bar(len(dataset), desc, progress) as bar:  # type: ignore[arg-type]
-        return extract_features(encoder, dataset, batch_size=batch_size, device=device, transform=_Counting(bar))
+        return extract_features(encoder, dataset, batch_size=batch_size, device=device, transform=_counter(bar))
 
 
 def score_backbones(spec: dict[str, Any], trained: nn.Module, bank: Dataset, query: Dataset, k: int,
@@ -46,9 +49,9 @@ def score_backbones(spec: dict[str, Any], trained: nn.Module, bank: Dataset, que
     """kNN top-1 and linear-probe top-1 of the trained network and of its random initialisation."""
     scores: dict[str, dict[str, float]] = {}
     for row, net in (("trained", trained), ("random_init", build_model(spec))):
-        encoder = HiddenLayerEncoder(net.to(device), spec["hidden_layer"])
+        encoder = frozen_backbone(net, spec["hidden_layer"], device)
         with _bar(len(bank) + len(query), row.replace("_", " "), progress) as bar:  # type: ignore[arg-type]
-            scores[row] = evaluate_encoder(encoder, bank, query, k=k, device=device, transform=_Counting(bar))
+            scores[row] = evaluate_encoder(encoder, bank, query, k=k, device=device, transform=_counter(bar))
     return scores
 
 

@@ -14,7 +14,7 @@ from ..data import DigitsDataset
 from ..model import digit_augmentations
 from ..runtime import set_cpu_threads
 from .common import PROG, CLIError, first_line, write_json
-from .datasets import evaluation_sets, image_folder
+from .datasets import EvaluationSets, evaluation_sets, image_folder
 from .flags import config_options
 from .runs import check_run_dir, process_state, resolve_run_dir, run_spec
 from .scoring import monitor_baseline, score_backbones, score_table
@@ -47,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     state.wait_for_everyone()  # every process has checked the folder before the main one writes to it
 
     options.update(output_dir=str(run_dir), hidden_layer=spec["hidden_layer"])
-    monitor = eval_sets[2] if eval_sets else None
+    monitor = eval_sets.whole if eval_sets else None
     views: dict[str, Any] = {}
     if spec["augment"] == "digits":
         view_1, view_2 = digit_augmentations(size)
@@ -111,7 +111,7 @@ def _checked_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _finish(args: argparse.Namespace, trainer: Any, spec: dict[str, Any], eval_sets: tuple | None,
+def _finish(args: argparse.Namespace, trainer: Any, spec: dict[str, Any], eval_sets: EvaluationSets | None,
             options: dict[str, Any], device: Any, run_dir: Path, done: int, train_time: float, started: float,
             threads: int | None) -> int:
     """Scores the trained network, writes summary.json and report.png and prints the result (main process)."""
@@ -132,12 +132,13 @@ def _finish(args: argparse.Namespace, trainer: Any, spec: dict[str, Any], eval_s
     }
     scored = eval_sets is not None and args.final_eval
     if scored:
-        bank, query, whole, description = eval_sets
-        print(f"scoring the trained network and its random initialisation on {description} ...", flush=True)
-        scores = score_backbones(spec, trainer.net, bank, query, k=options["knn_k"], device=device,
-                                 progress=options["progress"])
+        print(f"scoring the trained network and its random initialisation on {eval_sets.description()} ...",
+              flush=True)
+        scores = score_backbones(spec, trainer.net, eval_sets.bank, eval_sets.query, k=options["knn_k"],
+                                 device=device, progress=options["progress"])
         if options["knn_every"]:
-            summary["knn_monitor_random_init"] = monitor_baseline(spec, whole, options["knn_k"], device)
+            summary["knn_monitor_random_init"] = monitor_baseline(spec, eval_sets.whole, options["knn_k"], device)
+        description = eval_sets.description()  # now every file has been read: unreadable ones are known
         summary.update({
             "eval_data": args.eval_data or "digits", "eval_data_description": description, "k": options["knn_k"],
             "knn_top1": {row: scores[row]["knn_top1"] for row in scores},

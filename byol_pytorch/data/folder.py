@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
+import logging
 import os
-import warnings
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -15,14 +18,31 @@ from torch.utils.data import Dataset
 from .images import IMAGE_EXTENSIONS, ImageSize, check_index, parse_size, to_image_tensor
 
 
+OnUnreadable = Literal["next", "return_none"]
+
+# One line per unreadable file. Through logging rather than warnings.warn: a
+# warning raised in a DataLoader worker prints a line of torch's source with
+# it, and logging with no handler configured writes just the message to stderr
+# (logging.lastResort), from whichever process meets the file.
+_LOG = logging.getLogger(__name__)
+
+# Within one dataset the shared mask keeps a file to one line across workers
+# and epochs. Across datasets over the same files (the command line's training
+# and evaluation copies of one folder): the files this process reported, and
+# the live datasets of this process (forked workers inherit them), whose
+# masks hold what their own workers reported.
+_REPORTED_FILES: set[str] = set()
+_DATASETS: weakref.WeakSet[ImageFolderDataset] = weakref.WeakSet()
+
+
 class SkippedImageWarning(UserWarning):
-    """Warns that an image file could not be decoded and was skipped."""
+    """Formerly warned that an image file could not be decoded.
 
-
-# Files already reported in this process. Module-level rather than per dataset
-# so that re-creating a dataset (a new epoch, a validation copy) does not
-# repeat the warning for the same file.
-_WARNED_FILES: set[str] = set()
+    No longer emitted: unreadable files are reported on the logger
+    ``byol_pytorch.data.folder`` (one line on stderr unless logging is
+    configured; set that logger's level to silence it). Kept so that code which
+    imports or filters it keeps running.
+    """
 
 
 def _normalise_extensions(extensions: Iterable[str] | str) -> tuple[str, ...]:
@@ -80,15 +100,14 @@ class ImageFolderDataset(Dataset):
 
     Files are found recursively and sorted by path, so the order is the same
     on every machine. Nothing is decoded at construction; a corrupt or
-    unreadable file is discovered when it is first loaded, reported once with
-    a :class:`SkippedImageWarning`, recorded in :attr:`skipped_files`, and
-    replaced by the next readable file (``index + 1``, wrapping around).
-
-    Note:
-        With ``DataLoader(num_workers > 0)`` files are decoded in the worker
-        processes, so :attr:`skipped_files` of the dataset object in the main
-        process stays empty, and the warning can repeat once per worker (and
-        per epoch unless ``persistent_workers=True``).
+    unreadable file is discovered when it is first loaded, reported once on
+    stderr (``skipped unreadable image PATH: REASON``, through the logger
+    ``byol_pytorch.data.folder``) and marked in a mask in shared memory, so
+    that the files met by ``DataLoader`` worker processes (fork or spawn) are
+    counted in :attr:`skipped_files` of the dataset in the main process too,
+    and a file met again (another epoch, another worker) is neither decoded
+    nor reported again. What an unreadable file's index returns is set by
+    ``on_unreadable``.
 
     Args:
         root: folder to search.
@@ -99,6 +118,12 @@ class ImageFolderDataset(Dataset):
             without the leading dot.
         return_labels: return ``(image, class_index)`` where the class is the
             first-level sub-folder of ``root`` that holds the file.
+        on_unreadable: ``"next"`` returns the next readable file instead
+            (``index + 1``, wrapping around), so training batches stay full;
+            ``"return_none"`` returns ``None``, which
+            :func:`~byol_pytorch.evaluate.extract_features` leaves out with its
+            label, so that evaluation reads every file at most once and a bank
+            and a query set split by index never share an image.
 
     Attributes:
         files: sorted paths of the image files found.
@@ -106,13 +131,13 @@ class ImageFolderDataset(Dataset):
         class_to_idx: class name to index into :attr:`classes`.
         labels: ``LongTensor`` of each file's class index when
             ``return_labels`` is true, else ``None``.
-        skipped_files: paths found unreadable so far in this process.
 
     Raises:
         FileNotFoundError: ``root`` does not exist.
         NotADirectoryError: ``root`` is a file.
-        ValueError: no image files under ``root``, or ``return_labels`` with
-            image files directly in ``root`` (they have no class folder).
+        ValueError: no image files under ``root``, ``return_labels`` with
+            image files directly in ``root`` (they have no class folder), or an
+            unknown ``on_unreadable``.
     """
 
     def __init__(
@@ -121,11 +146,15 @@ class ImageFolderDataset(Dataset):
         image_size: ImageSize,
         extensions: Iterable[str] | str = IMAGE_EXTENSIONS,
         return_labels: bool = False,
+        on_unreadable: OnUnreadable = "next",
     ) -> None:
         self.root = Path(root)
         self.image_size = parse_size(image_size)
         self.extensions = _normalise_extensions(extensions)
         self.return_labels = bool(return_labels)
+        if on_unreadable not in ("next", "return_none"):
+            raise ValueError(f"on_unreadable must be 'next' or 'return_none', got {on_unreadable!r}")
+        self.on_unreadable = on_unreadable
         if not self.root.exists():
             raise FileNotFoundError(f"image folder {str(self.root)!r} does not exist")
         if not self.root.is_dir():
@@ -156,7 +185,12 @@ class ImageFolderDataset(Dataset):
             self.labels = torch.tensor(
                 [self.class_to_idx[parts[0]] for parts in relative_parts], dtype=torch.long
             )
-        self.skipped_files: set[str] = set()
+        # One byte per file, 1 once it failed to decode. Shared memory, so the
+        # marks of worker processes reach this object (forked workers write
+        # to the same pages, spawned ones receive a handle when the dataset
+        # is sent to them).
+        self._unreadable = torch.zeros(len(self.files), dtype=torch.uint8).share_memory_()
+        _DATASETS.add(self)
 
     def _find_files(self) -> list[str]:
         found = []
@@ -169,9 +203,14 @@ class ImageFolderDataset(Dataset):
         return sorted(found)
 
     @property
+    def skipped_files(self) -> set[str]:
+        """Paths found unreadable so far, by this process or its ``DataLoader`` workers."""
+        return {self.files[i] for i in torch.nonzero(self._unreadable).flatten().tolist()}
+
+    @property
     def skipped_count(self) -> int:
-        """Number of files found unreadable so far in this process."""
-        return len(self.skipped_files)
+        """Number of files found unreadable so far, by this process or its ``DataLoader`` workers."""
+        return int(self._unreadable.sum())
 
     def __len__(self) -> int:
         return len(self.files)
@@ -193,55 +232,76 @@ class ImageFolderDataset(Dataset):
                 pass
             return to_image_tensor(image)
 
-    def _skip(self, path: str, error: Exception) -> None:
-        self.skipped_files.add(path)
-        if path not in _WARNED_FILES:
-            _WARNED_FILES.add(path)
-            warnings.warn(
-                f"skipping unreadable image file {path!r} ({type(error).__name__}: {error}); "
-                f"the next readable file is used in its place",
-                SkippedImageWarning,
-                stacklevel=3,
-            )
+    def _marked(self, path: str) -> bool:
+        """Whether ``path`` is one of this dataset's files and marked unreadable."""
+        position = bisect.bisect_left(self.files, path)
+        return position < len(self.files) and self.files[position] == path and bool(self._unreadable[position])
 
-    def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, int]:
-        """Returns image ``index`` (or the next readable one).
+    def _skip(self, position: int, error: Exception) -> None:
+        path = self.files[position]
+        # Check, then mark: not atomic, so two workers decoding the same file
+        # at the same instant could both report it. Each index is read once
+        # per epoch, so that takes a broken file that one worker reaches by
+        # its own index while another reaches it scanning past a broken
+        # neighbour ("next"), both within one decode's time.
+        first = self._unreadable[position].item() == 0
+        self._unreadable[position] = 1
+        if first and path not in _REPORTED_FILES and not any(
+            other is not self and other._marked(path) for other in list(_DATASETS)
+        ):
+            _REPORTED_FILES.add(path)
+            # One line whatever PIL says, without repeating the path the line starts with.
+            reason = " ".join(f"{type(error).__name__}: {error}".replace(f" {path!r}", "").split())
+            _LOG.warning("skipped unreadable image %s: %s", path, reason)
+
+    def _decode(self, position: int) -> torch.Tensor | None:
+        """File ``position`` as a resized RGB image, or ``None`` if it is (now known to be) unreadable."""
+        if self._unreadable[position]:
+            return None
+        try:
+            decoded = self._load(self.files[position])
+        # PIL reports corrupt data with many exception types (OSError,
+        # SyntaxError, struct.error, DecompressionBombError, ...); any failure
+        # to decode one file must not stop training.
+        except Exception as error:  # noqa: BLE001
+            self._skip(position, error)
+            return None
+        return _resize_and_center_crop(_to_rgb(decoded), self.image_size)
+
+    def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, int] | None:
+        """Returns image ``index``; for an unreadable file, what ``on_unreadable`` says.
 
         Returns:
             A float32 RGB tensor of shape ``(3, h, w)`` in ``[0, 1]``, or
             ``(image, class_index)`` when ``return_labels`` is true; the class
-            is that of the file actually returned.
+            is that of the file actually returned. ``None`` for an unreadable
+            file with ``on_unreadable="return_none"``.
 
         Raises:
-            RuntimeError: no file in the dataset can be decoded.
+            RuntimeError: with ``on_unreadable="next"``, no file in the dataset
+                can be decoded.
         """
         start = check_index(index, len(self.files))
-        for offset in range(len(self.files)):
+        attempts = 1 if self.on_unreadable == "return_none" else len(self.files)
+        for offset in range(attempts):
             position = (start + offset) % len(self.files)
-            path = self.files[position]
-            if path in self.skipped_files:
+            image = self._decode(position)
+            if image is None:
                 continue
-            try:
-                decoded = self._load(path)
-            # PIL reports corrupt data with many exception types (OSError,
-            # SyntaxError, struct.error, DecompressionBombError, ...); any
-            # failure to decode one file must not stop training.
-            except Exception as error:  # noqa: BLE001
-                self._skip(path, error)
-                continue
-            image = _resize_and_center_crop(_to_rgb(decoded), self.image_size)
             if self.return_labels:
                 assert self.labels is not None
                 return image, int(self.labels[position])
             return image
+        if self.on_unreadable == "return_none":
+            return None
         raise RuntimeError(
             f"none of the {len(self.files)} image files under {str(self.root)!r} could be "
-            f"decoded; see the warnings for the errors"
+            f"decoded; each was reported on stderr with its error"
         )
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(root={str(self.root)!r}, image_size={self.image_size}, "
             f"files={len(self.files)}, classes={len(self.classes)}, "
-            f"return_labels={self.return_labels})"
+            f"return_labels={self.return_labels}, on_unreadable={self.on_unreadable!r})"
         )

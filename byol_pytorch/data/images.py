@@ -223,11 +223,18 @@ def collate_images(items: Sequence[Any]) -> torch.Tensor:
         A float32 tensor of shape ``(B, C, H, W)``.
 
     Raises:
-        ValueError: ``items`` is empty, or the images do not all have the same
-            shape.
+        ValueError: ``items`` is empty or holds ``None``, or the images do not
+            all have the same shape.
     """
     if len(items) == 0:
         raise ValueError("collate_images got an empty list of items; expected at least one")
+    missing = sum(item is None for item in items)
+    if missing:
+        raise ValueError(
+            f"collate_images got None for {missing} of {len(items)} items; expected images. "
+            f"ImageFolderDataset(on_unreadable='return_none') is for evaluation; train with "
+            f"on_unreadable='next', which returns the next readable file"
+        )
     images = [to_image_tensor(item) for item in items]
     shapes = sorted({tuple(image.shape) for image in images})
     if len(shapes) > 1:

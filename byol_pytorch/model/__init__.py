@@ -4,6 +4,7 @@ from .augment import BYOLAugmentation, Normalize, default_augmentations, digit_a
 from .byol import BYOL, BYOLOutput, representation_std
 from .ema import copy_weights_, cosine_tau, ema_update_
 from .encoder import HiddenLayerEncoder, resolve_hidden_layer
+from .frozen import FrozenEncoder
 from .heads import MLPHead, SimSiamProjector, simsiam_predictor
 from .loss import byol_loss, normalized_mse
 
@@ -11,6 +12,7 @@ __all__ = [
     "BYOL",
     "BYOLAugmentation",
     "BYOLOutput",
+    "FrozenEncoder",
     "HiddenLayerEncoder",
     "MLPHead",
     "Normalize",
