@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import pickle
 import re
@@ -13,12 +12,11 @@ from typing import Any, BinaryIO
 
 import torch
 
-from .errors import DiskFullError
+from .errors import DiskFullError, is_disk_full
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{8})\.pt$")
 # ``.<name>.tmp-<host>-<pid>``; files of older versions have no host.
 TEMPORARY_PATTERN = re.compile(r"^\..+\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
-_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 def checkpoint_name(step: int) -> str:
@@ -76,8 +74,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         os.replace(tmp, path)
     except Exception as err:
         cause = writer.error if writer is not None and writer.error is not None else err
-        if isinstance(cause, OSError) and cause.errno in _DISK_FULL:
-            raise DiskFullError(f"the disk is full: no space left on the device to write {path}", path) from err
+        if is_disk_full(cause):
+            raise DiskFullError.writing(path) from err
         raise
     finally:
         if tmp.exists():

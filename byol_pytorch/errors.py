@@ -23,6 +23,14 @@ class NonFiniteStateError(RuntimeError):
         self.tensor, self.step = tensor, step
 
 
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` says the device ran out of space (or quota)."""
+    return isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS
+
+
 class DiskFullError(OSError):
     """The disk filled up while a file was written; the file under its final name is intact or absent.
 
@@ -33,6 +41,11 @@ class DiskFullError(OSError):
     def __init__(self, message: str, path: str | Path) -> None:
         super().__init__(errno.ENOSPC, message)
         self.path = Path(path)
+
+    @classmethod
+    def writing(cls, path: str | Path) -> DiskFullError:
+        """The error for a write of ``path`` that found the disk full."""
+        return cls(f"the disk is full: no space left on the device to write {path}", path)
 
     def __str__(self) -> str:
         return str(self.strerror)

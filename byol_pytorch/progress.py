@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
-from .errors import NonFiniteLossError
+from .errors import DiskFullError, NonFiniteLossError, is_disk_full
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -113,8 +113,13 @@ class RunLogger:
         self.trainer.history.append(record)
         if not self.main:
             return
-        with open(self.metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        try:
+            with open(self.metrics_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as err:
+            if is_disk_full(err):
+                raise DiskFullError.writing(self.metrics_path) from err
+            raise
         if self.config.log_with:
             self.acc.log({k: v for k, v in record.items() if k not in ("step", "time")}, step=record["step"])
 

@@ -221,7 +221,7 @@ class BYOLTrainer:
 
         Raises:
             NonFiniteStateError: a tensor of the state is not finite; nothing is written.
-            DiskFullError: the disk filled up; the message names the last intact checkpoint.
+            DiskFullError: the disk filled up; what was saved before is intact.
         """
         self.sync_buffers()
         self.check_state_finite(optimizer)
@@ -230,16 +230,10 @@ class BYOLTrainer:
         rng = gather_rng_states(self.accelerator)
         if not self.accelerator.is_main_process:
             return None
-        try:
-            path = atomic_save(self._state(optimizer, epoch, batch_in_epoch, rng),
-                               self.output_dir / checkpoint_name(self.step))
-            atomic_save({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()},
-                        self.output_dir / "net.pt")
-        except DiskFullError as err:
-            intact = list_checkpoints(self.output_dir)
-            resume = (f"the last intact checkpoint is {intact[-1]}; free some space and resume from it"
-                      if intact else "no checkpoint of this run was written yet")
-            raise DiskFullError(f"{err} at step {self.step}; {resume}", err.path) from err
+        path = atomic_save(self._state(optimizer, epoch, batch_in_epoch, rng),
+                           self.output_dir / checkpoint_name(self.step))
+        atomic_save({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()},
+                    self.output_dir / "net.pt")
         prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
         return path
 
@@ -360,6 +354,11 @@ class BYOLTrainer:
                         break
                 else:
                     epoch, batch_in_epoch = epoch + 1, 0
+        except DiskFullError as err:
+            intact = list_checkpoints(self.output_dir)
+            resume = (f"the last intact checkpoint is {intact[-1]}; free some space and resume from it"
+                      if intact else "no checkpoint of this run was written yet")
+            raise DiskFullError(f"{err} at step {self.step}; {resume}", err.path) from err
         finally:
             logger.close()
             if restore_bn is not None:

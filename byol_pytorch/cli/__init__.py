@@ -35,7 +35,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
+from ..errors import DiskFullError, NonFiniteLossError, NonFiniteStateError, is_disk_full
 from .common import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, PROG, CLIError, Parser, first_line, image_size_arg, positive_int_arg
 from .flags import CLI_DEFAULTS, add_config_flags
 from .inspect_run import cmd_embed, cmd_eval
@@ -138,4 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (NonFiniteLossError, NonFiniteStateError, DiskFullError) as err:
         print(f"{PROG}: error: {first_line(err)}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        where = f" writing {err.filename}" if err.filename else ""
+        print(f"{PROG}: error: the disk is full{where}: {err.strerror}", file=sys.stderr)
         return 1
