@@ -78,6 +78,18 @@ def clone_module(module: nn.Module) -> nn.Module:
                 owner.__dict__[name] = value
 
 
+def _upgrade_extra_state(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Load-time hook: the earlier format kept the EMA step as ``{prefix}_extra_state = {"ema_step": n}``."""
+    extra = state_dict.pop(prefix + "_extra_state", None)
+    if isinstance(extra, dict) and "ema_step" in extra and prefix + "ema_steps" not in state_dict:
+        state_dict[prefix + "ema_steps"] = torch.tensor(int(extra["ema_step"]), dtype=torch.long)
+
+
+def _read_ema_step(module: nn.Module, _incompatible_keys: Any) -> None:
+    """Load-time hook: the Python step follows the loaded ``ema_steps`` buffer (one read per load)."""
+    module._ema_step = int(module.ema_steps.item())
+
+
 class BYOL(nn.Module):
     """Bootstrap Your Own Latent (Grill et al., 2020) around any image network.
 
@@ -177,7 +189,13 @@ class BYOL(nn.Module):
         self.concat_views = concat_views
         self.channels_last = channels_last
         self.channels = channels if channels is not None else infer_channels(net)
-        self.ema_step = 0
+        # The EMA step is saved as a tensor (state_dict() then holds tensors only, as
+        # safetensors and `{k: v.cpu()}` need); a Python copy gives tau without a
+        # device sync at every update.
+        self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
+        self._ema_step = 0
+        self.register_load_state_dict_pre_hook(_upgrade_extra_state)
+        self.register_load_state_dict_post_hook(_read_ema_step)
 
         default_1, default_2 = default_augmentations(self.image_size, crop_scale)
         self.augment1: Augment = augment_fn if augment_fn is not None else default_1
@@ -213,11 +231,16 @@ class BYOL(nn.Module):
     # -- the EMA target -------------------------------------------------------
 
     @property
+    def ema_step(self) -> int:
+        """How many times :meth:`update_moving_average` has run (saved as the ``ema_steps`` buffer)."""
+        return self._ema_step
+
+    @property
     def current_tau(self) -> float:
         """The decay the next :meth:`update_moving_average` uses."""
         if self.ema_total_steps is None:
             return self.moving_average_decay
-        return cosine_tau(self.ema_step, self.ema_total_steps, self.moving_average_decay)
+        return cosine_tau(self._ema_step, self.ema_total_steps, self.moving_average_decay)
 
     def update_moving_average(self) -> None:
         """One EMA step of the target towards the online encoder and projector.
@@ -237,7 +260,8 @@ class BYOL(nn.Module):
         tau = self.current_tau
         ema_update_(self.target_encoder, self.online_encoder, tau, self.ema_buffers)
         ema_update_(self.target_projector, self.online_projector, tau, self.ema_buffers)
-        self.ema_step += 1
+        self._ema_step += 1
+        self.ema_steps.fill_(self._ema_step)  # no read-back: the Python count is the source
 
     def reset_moving_average(self) -> None:
         """Makes the target an exact copy of the online encoder and projector again."""
@@ -245,12 +269,6 @@ class BYOL(nn.Module):
             return
         copy_weights_(self.target_encoder, self.online_encoder)
         copy_weights_(self.target_projector, self.online_projector)
-
-    def get_extra_state(self) -> dict[str, Any]:
-        return {"ema_step": self.ema_step}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.ema_step = int(state["ema_step"])
 
     # -- forward --------------------------------------------------------------
 
