@@ -115,6 +115,15 @@ class BYOL(nn.Module):
         moving_average_decay: the base EMA decay tau (0.99).
         use_momentum: ``False`` gives SimSiam: no target copy, the target is
             the online projection under stop-gradient, SimSiam's heads.
+        sync_batchnorm: synchronise the batch norm of the projector and
+            predictor across processes. ``None`` (default): when
+            ``torch.distributed`` runs more than one process on CUDA, decided
+            at each forward; ``True``: whenever it runs more than one process
+            (on CPU, where torch's SyncBatchNorm cannot run, it warns once and
+            stays per process); ``False``: never. Only the heads: convert your
+            network's own batch norm with ``nn.SyncBatchNorm.convert_sync_batchnorm``
+            if you want it synchronised too. While training, every process
+            must call the learner, as with any synchronised batch norm.
         ema_total_steps: when set, tau follows the paper's cosine schedule
             from ``moving_average_decay`` to 1 over this many calls of
             :meth:`update_moving_average`; when ``None`` tau stays constant.
@@ -154,6 +163,7 @@ class BYOL(nn.Module):
         augment_fn2: Augment | None = None,
         moving_average_decay: float = 0.99,
         use_momentum: bool = True,
+        sync_batchnorm: bool | None = None,
         *,
         ema_total_steps: int | None = None,
         ema_buffers: BufferMode = "average",
@@ -177,12 +187,15 @@ class BYOL(nn.Module):
             raise ValueError(f"ema_total_steps must be a positive integer or None, got {ema_total_steps!r}")
         if ema_buffers not in ("average", "copy"):
             raise ValueError(f"ema_buffers must be 'average' or 'copy', got {ema_buffers!r}")
+        if sync_batchnorm is not None and not isinstance(sync_batchnorm, bool):
+            raise TypeError(f"sync_batchnorm must be None, True or False, got {sync_batchnorm!r}")
         for name, fn in (("augment_fn", augment_fn), ("augment_fn2", augment_fn2)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be callable on a batch of images, got {type(fn).__name__}")
 
         self.image_size = as_size(image_size)
         self.use_momentum = use_momentum
+        self.sync_batchnorm = sync_batchnorm
         self.moving_average_decay = float(moving_average_decay)
         self.ema_total_steps = ema_total_steps
         self.ema_buffers = ema_buffers
@@ -208,12 +221,16 @@ class BYOL(nn.Module):
         self.representation_dim = infer_output_dim(self.online_encoder, self.channels, self.image_size)
         if use_momentum:
             self.online_projector: nn.Module = MLPHead(
-                self.representation_dim, projection_size, projection_hidden_size
+                self.representation_dim, projection_size, projection_hidden_size, sync_batchnorm
             )
-            self.online_predictor: nn.Module = MLPHead(projection_size, projection_size, projection_hidden_size)
+            self.online_predictor: nn.Module = MLPHead(
+                projection_size, projection_size, projection_hidden_size, sync_batchnorm
+            )
         else:
-            self.online_projector = SimSiamProjector(self.representation_dim, projection_size, projection_hidden_size)
-            self.online_predictor = simsiam_predictor(projection_size)
+            self.online_projector = SimSiamProjector(
+                self.representation_dim, projection_size, projection_hidden_size, sync_batchnorm
+            )
+            self.online_predictor = simsiam_predictor(projection_size, sync_batchnorm=sync_batchnorm)
         # The heads live where the network lives, in its dtype.
         reference = next(iter(net.parameters()), None)
         if reference is not None:
