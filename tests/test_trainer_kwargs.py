@@ -29,8 +29,7 @@ def _fresh_accelerate_state():
     _reset_accelerate()
 
 
-SMALL = dict(projection_hidden_size=16, num_workers=0, progress=False, batch_size=4,
-             num_train_steps=2)
+SMALL = {"projection_hidden_size": 16, "num_workers": 0, "progress": False, "batch_size": 4, "num_train_steps": 2}
 
 
 def _trainer(tmp_path: Path, **kwargs) -> BYOLTrainer:
