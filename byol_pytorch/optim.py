@@ -19,6 +19,7 @@ __all__ = [
     "LARS",
     "build_optimizer",
     "lars_param_groups",
+    "optimizer_class",
     "scaled_learning_rate",
     "warmup_cosine",
 ]
@@ -304,6 +305,25 @@ _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 }
 
 
+def optimizer_class(name_or_class: str | type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """The optimiser class of a name (``"adam"``, ``"adamw"``, ``"sgd"``, ``"lars"``) or a class.
+
+    Raises:
+        ValueError: if ``name_or_class`` is an unknown name.
+        TypeError: if ``name_or_class`` is neither a string nor an Optimizer subclass.
+    """
+    if isinstance(name_or_class, str):
+        key = name_or_class.strip().lower()
+        if key not in _OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {name_or_class!r}; expected one of {sorted(_OPTIMIZERS)}")
+        return _OPTIMIZERS[key]
+    if isinstance(name_or_class, type) and issubclass(name_or_class, torch.optim.Optimizer):
+        return name_or_class
+    raise TypeError(
+        f"name_or_class must be an optimizer name or a torch.optim.Optimizer subclass, got {name_or_class!r}"
+    )
+
+
 def build_optimizer(
     params_or_module: nn.Module | ParamsLike,
     name_or_class: str | type[torch.optim.Optimizer],
@@ -333,18 +353,7 @@ def build_optimizer(
         ValueError: if ``name_or_class`` is an unknown name.
         TypeError: if ``name_or_class`` is neither a string nor an Optimizer subclass.
     """
-    if isinstance(name_or_class, str):
-        key = name_or_class.strip().lower()
-        if key not in _OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {name_or_class!r}; expected one of {sorted(_OPTIMIZERS)}")
-        cls = _OPTIMIZERS[key]
-    elif isinstance(name_or_class, type) and issubclass(name_or_class, torch.optim.Optimizer):
-        cls = name_or_class
-    else:
-        raise TypeError(
-            f"name_or_class must be an optimizer name or a torch.optim.Optimizer subclass, got {name_or_class!r}"
-        )
-
+    cls = optimizer_class(name_or_class)
     if weight_decay is not None:
         kwargs["weight_decay"] = weight_decay
 

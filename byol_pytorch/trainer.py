@@ -31,8 +31,16 @@ from .data import collate_images
 from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
 from .model import BYOL
-from .optim import build_optimizer, scaled_learning_rate, warmup_cosine
+from .optim import build_optimizer, optimizer_class, scaled_learning_rate, warmup_cosine
 from .runtime import convert_sync_batchnorm, gather_rng_states, resolve_mixed_precision, restore_rng_state
+from .trainer_kwargs import (
+    accelerator_arguments,
+    check_optimizer_kwargs,
+    merge_accelerator_kwargs,
+    merge_byol_kwargs,
+    merge_checkpoint_folder,
+    merge_optimizer_kwargs,
+)
 
 DEFAULT_LR = {"adam": 3e-4, "adamw": 3e-4, "sgd": 0.05, "lars": 0.2}
 
@@ -60,8 +68,25 @@ class BYOLTrainer:
             augmentation; ``None`` (default) normalises with the built-in
             views and not with ``augment_fn`` (see :class:`BYOL`).
         accelerator: an ``Accelerator`` to use instead of building one.
+        checkpoint_folder: byol-pytorch 0.9's name for ``output_dir`` (default
+            ``./checkpoints``); giving both with different folders is an error.
+        byol_kwargs: any arguments of :class:`BYOL` (``projection_size``,
+            ``augment_fn``, ``sync_batchnorm``, ``mean``, ...). A key that is
+            also a trainer keyword may be given in either place; in both, the
+            values must agree.
+        optimizer_kwargs: passed to the optimiser's constructor (``betas``,
+            ``eps``, ``momentum``, ...); ``lr`` is ``learning_rate`` and
+            ``weight_decay`` is ``weight_decay``, with the same rule.
+        accelerator_kwargs: passed to ``accelerate.Accelerator`` over the
+            trainer's defaults (``cpu``, ``project_dir``, ``kwargs_handlers``,
+            ...); ``mixed_precision``, ``gradient_accumulation_steps`` and
+            ``log_with`` are the trainer's options, with the same rule.
         **options: every field of :class:`TrainerConfig` (learning_rate,
             num_train_steps, batch_size, checkpoint_every, ...).
+
+    Raises:
+        ValueError: two ways of giving one option disagree (the message names both).
+        TypeError: an unknown option, or a dict key its target does not take.
     """
 
     def __init__(
@@ -76,9 +101,22 @@ class BYOLTrainer:
         augment_fn2: Callable[[torch.Tensor], torch.Tensor] | None = None,
         normalize: bool | None = None,
         accelerator: Accelerator | None = None,
+        checkpoint_folder: str | os.PathLike[str] | None = None,
+        byol_kwargs: dict[str, Any] | None = None,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        accelerator_kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
+        if accelerator is not None and accelerator_kwargs:
+            raise ValueError("accelerator and accelerator_kwargs were both given; pass arguments for a new "
+                             "Accelerator or an Accelerator, not both")
+        merge_checkpoint_folder(options, checkpoint_folder)
+        views = {"augment_fn": augment_fn, "augment_fn2": augment_fn2, "normalize": normalize}
+        byol_extra = merge_byol_kwargs(byol_kwargs, options, views, image_size)
+        self.optimizer_kwargs = merge_optimizer_kwargs(optimizer_kwargs, options)
+        accelerator_overrides = merge_accelerator_kwargs(accelerator_kwargs, options)
         self.config = config = TrainerConfig.from_kwargs(**options)
+        check_optimizer_kwargs(optimizer_class(optimizer_klass or config.optimizer), self.optimizer_kwargs)
         self.net, self.dataset, self.eval_dataset = net, dataset, eval_dataset
         self.output_dir = Path(config.output_dir)
         if not config.resume and list_checkpoints(self.output_dir):
@@ -86,27 +124,30 @@ class BYOLTrainer:
                 f"{self.output_dir} already holds checkpoints; pass resume=True to continue that run "
                 "or choose another output_dir"
             )
-        self.learner = BYOL(
-            net, image_size, hidden_layer=config.hidden_layer, projection_size=config.projection_size,
-            projection_hidden_size=config.projection_hidden_size, augment_fn=augment_fn, augment_fn2=augment_fn2,
-            normalize=normalize, moving_average_decay=config.moving_average_decay, use_momentum=config.use_momentum,
-            ema_total_steps=config.num_train_steps if config.ema_schedule else None,
-            ema_buffers=config.ema_buffers, concat_views=config.concat_views, channels_last=config.channels_last,
-        )
+        self.learner = BYOL(net, image_size, **{
+            "hidden_layer": config.hidden_layer, "projection_size": config.projection_size,
+            "projection_hidden_size": config.projection_hidden_size, **views,
+            "moving_average_decay": config.moving_average_decay, "use_momentum": config.use_momentum,
+            # The trainer swaps in SyncBatchNorm itself on multi-GPU runs; the heads follow the same rule.
+            "sync_batchnorm": None if config.sync_batchnorm else False,
+            "ema_total_steps": config.num_train_steps if config.ema_schedule else None,
+            "ema_buffers": config.ema_buffers, "concat_views": config.concat_views,
+            "channels_last": config.channels_last, **byol_extra,
+        })
         if accelerator is None:
             multi = accelerator_is_distributed()
             unused = multi and self.learner.online_encoder.mode == "hook"
             if unused:
                 warnings.warn("the network could not be traced, so layers after the hidden layer keep "
                               "parameters without gradients; DDP will search for unused parameters (slower)")
-            device_type = "cuda" if torch.cuda.is_available() else "cpu"
-            accelerator = Accelerator(
-                mixed_precision=resolve_mixed_precision(config.mixed_precision, device_type),
-                gradient_accumulation_steps=config.gradient_accumulation_steps,
-                log_with=config.log_with, project_dir=str(self.output_dir),
-                dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
-                kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)],
-            )
+            on_cpu = accelerator_overrides.get("cpu") or not torch.cuda.is_available()
+            accelerator = Accelerator(**accelerator_arguments({
+                "mixed_precision": resolve_mixed_precision(config.mixed_precision, "cpu" if on_cpu else "cuda"),
+                "gradient_accumulation_steps": config.gradient_accumulation_steps,
+                "log_with": config.log_with, "project_dir": str(self.output_dir),
+                "dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
+                "kwargs_handlers": [DistributedDataParallelKwargs(find_unused_parameters=unused)],
+            }, accelerator_overrides))
         self.accelerator = accelerator
         self.optimizer_klass = optimizer_klass
         self.step = 0
@@ -124,12 +165,15 @@ class BYOLTrainer:
         c = self.config
         name = c.optimizer
         lr = c.learning_rate if c.learning_rate is not None else DEFAULT_LR[name]
+        # The class actually built: optimizer_klass, when given, replaces the name.
+        cls = optimizer_class(self.optimizer_klass or name)
         if name == "lars" and self.optimizer_klass is None:
             lr = scaled_learning_rate(lr, self.global_batch_size)
-        elif name in ("adam", "adamw") and self.optimizer_klass is None and lr > 1e-2:
-            warnings.warn(f"learning_rate {lr} is very high for {name} (BYOL's 0.2 is a LARS rate); "
+        elif issubclass(cls, (torch.optim.Adam, torch.optim.AdamW)) and lr > 1e-2:
+            warnings.warn(f"learning_rate {lr} is very high for {cls.__name__} (BYOL's 0.2 is a LARS rate); "
                           "Adam usually collapses above ~1e-3: try 3e-4")
-        return build_optimizer(self.learner, self.optimizer_klass or name, lr, c.weight_decay)
+        return build_optimizer(self.learner, self.optimizer_klass or name, lr, c.weight_decay,
+                               **self.optimizer_kwargs)
 
     def _build_scheduler(self, optimizer: torch.optim.Optimizer) -> LambdaLR:
         """The learning-rate schedule; step ``k`` (from 0) runs at ``base_lr * factor(k)``.

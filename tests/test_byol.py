@@ -105,6 +105,37 @@ def test_cosine_schedule_advances_with_each_update_and_is_saved() -> None:
     assert_same_state(state_copy(fresh), state_copy(learner))
 
 
+def test_state_dict_holds_tensors_only_and_saves_with_safetensors(tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    learner = _learner(ema_total_steps=10)
+    _train_step(learner, torch.rand(4, 3, 16, 16))
+    for _ in range(3):
+        learner.update_moving_average()
+    state = learner.state_dict()
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    assert state["ema_steps"].dtype == torch.long and int(state["ema_steps"]) == 3
+    on_cpu = {k: v.cpu() for k, v in state.items()}  # the common idiom works
+    save_file(on_cpu, tmp_path / "learner.safetensors")
+    fresh = _learner(ema_total_steps=10)
+    fresh.load_state_dict(load_file(tmp_path / "learner.safetensors"))
+    assert fresh.ema_step == 3 and fresh.current_tau == learner.current_tau
+    assert_same_state(state_copy(fresh), state_copy(learner))
+
+
+def test_state_dict_of_the_earlier_format_still_loads() -> None:
+    # Before ema_steps became a buffer, the step travelled as `_extra_state`.
+    learner = _learner(ema_total_steps=10)
+    old = {k: v for k, v in learner.state_dict().items() if k != "ema_steps"}
+    old["_extra_state"] = {"ema_step": 7}
+    fresh = _learner(ema_total_steps=10)
+    fresh.load_state_dict(old)  # strict: the old key is understood, not unexpected
+    assert fresh.ema_step == 7 and int(fresh.ema_steps) == 7
+    wrapped = nn.Sequential(_learner(ema_total_steps=10))  # the key under a prefix, as in a wrapper
+    wrapped.load_state_dict({f"0.{k}": v for k, v in old.items()})
+    assert wrapped[0].ema_step == 7
+
+
 def test_state_dict_round_trip_restores_online_target_and_heads() -> None:
     learner = _learner()
     _train_step(learner, torch.rand(4, 3, 16, 16))

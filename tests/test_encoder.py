@@ -62,12 +62,27 @@ def test_resolve_names_and_indices() -> None:
 
 
 def test_missing_layer_lists_available_names() -> None:
-    with pytest.raises(ValueError, match=r"hidden_layer 'avgpool' not found.*available: conv, bn, relu, pool"):
+    with pytest.raises(ValueError, match=r"hidden_layer 'avgpool' not found.*closest: pool; "
+                                         r"top-level children: conv, bn, relu, pool, flatten, fc; 6 module names"):
         resolve_hidden_layer(tiny_cnn(), "avgpool")
     with pytest.raises(ValueError, match=r"index 9 is out of range.*\['conv', 'bn'"):
         resolve_hidden_layer(tiny_cnn(), 9)
     with pytest.raises(TypeError, match="module name"):
         resolve_hidden_layer(tiny_cnn(), 1.5)  # type: ignore[arg-type]
+
+
+def test_missing_layer_in_a_deep_network_shows_the_useful_names() -> None:
+    # A ResNet has 67 module names; the pooling layer and the classifier come last.
+    with pytest.raises(ValueError) as error:
+        resolve_hidden_layer(models.resnet18(), "no_such_layer")
+    message = str(error.value)
+    assert "no similar name" in message and "67 module names in all" in message
+    assert "top-level children: conv1, bn1, relu, maxpool, layer1, layer2, layer3, layer4, avgpool, fc;" in message
+    assert "layer1.0.conv1" not in message  # no deep names that nobody asked for
+    with pytest.raises(ValueError, match=r"closest: layer4\.1\.conv2, "):
+        resolve_hidden_layer(models.resnet18(), "layer4.1.con2")
+    with pytest.raises(ValueError, match=r"closest: avgpool, maxpool;"):
+        resolve_hidden_layer(models.resnet18(), "avgpol")
 
 
 def test_traced_encoder_skips_the_tail_and_matches_the_network() -> None:

@@ -44,7 +44,9 @@ def test_shape_mismatch_is_named() -> None:
 
 def test_heads_have_the_papers_shape() -> None:
     head = MLPHead(32, 16, 64)
-    assert [type(m).__name__ for m in head] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
+    assert [type(m).__name__ for m in head] == ["Linear", "HeadBatchNorm", "ReLU", "Linear"]
+    assert isinstance(head[1], torch.nn.BatchNorm1d)  # a BatchNorm1d that can sync across processes
+    assert [type(m).__name__ for m in MLPHead(32, 16, 64, sync_batchnorm=False)][1] == "BatchNorm1d"
     assert head(torch.randn(4, 32)).shape == (4, 16)
     projector = SimSiamProjector(32, 24, 48)
     assert projector[-1].affine is False and projector(torch.randn(4, 32)).shape == (4, 24)

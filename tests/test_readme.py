@@ -38,11 +38,14 @@ def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     for block in python_blocks():
         for old, new in SMALLER:
             block = block.replace(old, new)
+        # Each block is a script of its own: a new process, so a new Accelerator state.
+        AcceleratorState._reset_state(reset_partial_state=True)
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
     AcceleratorState._reset_state(reset_partial_state=True)
     # The loop saved the user's improved network and the trainer its checkpoints.
     assert set(torch.load(tmp_path / "improved-net.pt", weights_only=True)) == set(namespace["net"].state_dict())
     assert (tmp_path / "checkpoints" / "net.pt").exists()
+    assert (tmp_path / "byol-run" / "net.pt").exists()  # byol-pytorch 0.9's checkpoint_folder
     assert namespace["embedding"].shape == (20, 512)
 
 

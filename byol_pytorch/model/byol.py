@@ -78,6 +78,18 @@ def clone_module(module: nn.Module) -> nn.Module:
                 owner.__dict__[name] = value
 
 
+def _upgrade_extra_state(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Load-time hook: the earlier format kept the EMA step as ``{prefix}_extra_state = {"ema_step": n}``."""
+    extra = state_dict.pop(prefix + "_extra_state", None)
+    if isinstance(extra, dict) and "ema_step" in extra and prefix + "ema_steps" not in state_dict:
+        state_dict[prefix + "ema_steps"] = torch.tensor(int(extra["ema_step"]), dtype=torch.long)
+
+
+def _read_ema_step(module: nn.Module, _incompatible_keys: Any) -> None:
+    """Load-time hook: the Python step follows the loaded ``ema_steps`` buffer (one read per load)."""
+    module._ema_step = int(module.ema_steps.item())
+
+
 class BYOL(nn.Module):
     """Bootstrap Your Own Latent (Grill et al., 2020) around any image network.
 
@@ -103,6 +115,15 @@ class BYOL(nn.Module):
         moving_average_decay: the base EMA decay tau (0.99).
         use_momentum: ``False`` gives SimSiam: no target copy, the target is
             the online projection under stop-gradient, SimSiam's heads.
+        sync_batchnorm: synchronise the batch norm of the projector and
+            predictor across processes. ``None`` (default): when
+            ``torch.distributed`` runs more than one process on CUDA, decided
+            at each forward; ``True``: whenever it runs more than one process
+            (on CPU, where torch's SyncBatchNorm cannot run, it warns once and
+            stays per process); ``False``: never. Only the heads: convert your
+            network's own batch norm with ``nn.SyncBatchNorm.convert_sync_batchnorm``
+            if you want it synchronised too. While training, every process
+            must call the learner, as with any synchronised batch norm.
         ema_total_steps: when set, tau follows the paper's cosine schedule
             from ``moving_average_decay`` to 1 over this many calls of
             :meth:`update_moving_average`; when ``None`` tau stays constant.
@@ -142,6 +163,7 @@ class BYOL(nn.Module):
         augment_fn2: Augment | None = None,
         moving_average_decay: float = 0.99,
         use_momentum: bool = True,
+        sync_batchnorm: bool | None = None,
         *,
         ema_total_steps: int | None = None,
         ema_buffers: BufferMode = "average",
@@ -165,19 +187,28 @@ class BYOL(nn.Module):
             raise ValueError(f"ema_total_steps must be a positive integer or None, got {ema_total_steps!r}")
         if ema_buffers not in ("average", "copy"):
             raise ValueError(f"ema_buffers must be 'average' or 'copy', got {ema_buffers!r}")
+        if sync_batchnorm is not None and not isinstance(sync_batchnorm, bool):
+            raise TypeError(f"sync_batchnorm must be None, True or False, got {sync_batchnorm!r}")
         for name, fn in (("augment_fn", augment_fn), ("augment_fn2", augment_fn2)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be callable on a batch of images, got {type(fn).__name__}")
 
         self.image_size = as_size(image_size)
         self.use_momentum = use_momentum
+        self.sync_batchnorm = sync_batchnorm
         self.moving_average_decay = float(moving_average_decay)
         self.ema_total_steps = ema_total_steps
         self.ema_buffers = ema_buffers
         self.concat_views = concat_views
         self.channels_last = channels_last
         self.channels = channels if channels is not None else infer_channels(net)
-        self.ema_step = 0
+        # The EMA step is saved as a tensor (state_dict() then holds tensors only, as
+        # safetensors and `{k: v.cpu()}` need); a Python copy gives tau without a
+        # device sync at every update.
+        self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
+        self._ema_step = 0
+        self.register_load_state_dict_pre_hook(_upgrade_extra_state)
+        self.register_load_state_dict_post_hook(_read_ema_step)
 
         default_1, default_2 = default_augmentations(self.image_size, crop_scale)
         self.augment1: Augment = augment_fn if augment_fn is not None else default_1
@@ -190,12 +221,16 @@ class BYOL(nn.Module):
         self.representation_dim = infer_output_dim(self.online_encoder, self.channels, self.image_size)
         if use_momentum:
             self.online_projector: nn.Module = MLPHead(
-                self.representation_dim, projection_size, projection_hidden_size
+                self.representation_dim, projection_size, projection_hidden_size, sync_batchnorm
             )
-            self.online_predictor: nn.Module = MLPHead(projection_size, projection_size, projection_hidden_size)
+            self.online_predictor: nn.Module = MLPHead(
+                projection_size, projection_size, projection_hidden_size, sync_batchnorm
+            )
         else:
-            self.online_projector = SimSiamProjector(self.representation_dim, projection_size, projection_hidden_size)
-            self.online_predictor = simsiam_predictor(projection_size)
+            self.online_projector = SimSiamProjector(
+                self.representation_dim, projection_size, projection_hidden_size, sync_batchnorm
+            )
+            self.online_predictor = simsiam_predictor(projection_size, sync_batchnorm=sync_batchnorm)
         # The heads live where the network lives, in its dtype.
         reference = next(iter(net.parameters()), None)
         if reference is not None:
@@ -213,11 +248,16 @@ class BYOL(nn.Module):
     # -- the EMA target -------------------------------------------------------
 
     @property
+    def ema_step(self) -> int:
+        """How many times :meth:`update_moving_average` has run (saved as the ``ema_steps`` buffer)."""
+        return self._ema_step
+
+    @property
     def current_tau(self) -> float:
         """The decay the next :meth:`update_moving_average` uses."""
         if self.ema_total_steps is None:
             return self.moving_average_decay
-        return cosine_tau(self.ema_step, self.ema_total_steps, self.moving_average_decay)
+        return cosine_tau(self._ema_step, self.ema_total_steps, self.moving_average_decay)
 
     def update_moving_average(self) -> None:
         """One EMA step of the target towards the online encoder and projector.
@@ -237,7 +277,8 @@ class BYOL(nn.Module):
         tau = self.current_tau
         ema_update_(self.target_encoder, self.online_encoder, tau, self.ema_buffers)
         ema_update_(self.target_projector, self.online_projector, tau, self.ema_buffers)
-        self.ema_step += 1
+        self._ema_step += 1
+        self.ema_steps.fill_(self._ema_step)  # no read-back: the Python count is the source
 
     def reset_moving_average(self) -> None:
         """Makes the target an exact copy of the online encoder and projector again."""
@@ -245,12 +286,6 @@ class BYOL(nn.Module):
             return
         copy_weights_(self.target_encoder, self.online_encoder)
         copy_weights_(self.target_projector, self.online_projector)
-
-    def get_extra_state(self) -> dict[str, Any]:
-        return {"ema_step": self.ema_step}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.ema_step = int(state["ema_step"])
 
     # -- forward --------------------------------------------------------------
 

@@ -11,6 +11,7 @@ registered for one call and removed before the call returns.
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,10 +68,39 @@ def resolve_hidden_layer(net: nn.Module, hidden_layer: HiddenLayer) -> str | Non
         return children[hidden_layer]
     modules = dict(net.named_modules())
     if hidden_layer not in modules or hidden_layer == "":
-        names = [name for name in modules if name]
-        shown = ", ".join(names[:40]) + (", ..." if len(names) > 40 else "")
-        raise ValueError(f"hidden_layer {hidden_layer!r} not found in the network; available: {shown}")
+        raise ValueError(missing_layer_message(net, hidden_layer))
     return hidden_layer
+
+
+def missing_layer_message(net: nn.Module, hidden_layer: str, shown_children: int = 30) -> str:
+    """What to say when ``hidden_layer`` names no module of ``net``.
+
+    A deep network has hundreds of module names, and a list cut after the
+    first few never reaches the layers one usually wants (a ResNet's
+    ``avgpool`` comes after every block). So the message gives the names
+    closest to the one asked for, then the top-level children (where the
+    pooling layer and the classifier live), then how many names exist in all.
+
+    Args:
+        net: the user's network.
+        hidden_layer: the name that was not found.
+        shown_children: at most this many top-level children are listed.
+
+    Returns:
+        One line for a ``ValueError``.
+    """
+    names = [name for name, _ in net.named_modules() if name]
+    parts = [f"hidden_layer {hidden_layer!r} not found in the network"]
+    closest = difflib.get_close_matches(hidden_layer, names, n=5, cutoff=0.6)
+    parts.append("closest: " + ", ".join(closest) if closest else "no similar name")
+    children = [name for name, _ in net.named_children()]
+    if children:
+        listed = ", ".join(children[:shown_children])
+        more = f", ... ({len(children) - shown_children} more)" if len(children) > shown_children else ""
+        parts.append(f"top-level children: {listed}{more}")
+    parts.append(f"{len(names)} module names in all (see net.named_modules()), or an int index into the "
+                 "children, -1 for the network's output")
+    return "; ".join(parts)
 
 
 @contextmanager
