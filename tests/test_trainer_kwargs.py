@@ -109,7 +109,7 @@ def test_optimizer_kwargs_reach_the_optimiser(tmp_path: Path) -> None:
     adam = _trainer(tmp_path, optimizer_kwargs={"betas": (0.8, 0.9), "eps": 1e-6, "lr": 1e-3})._build_optimizer()
     assert isinstance(adam, torch.optim.Adam)
     assert adam.param_groups[0]["betas"] == (0.8, 0.9) and adam.param_groups[0]["eps"] == 1e-6
-    assert adam.param_groups[0]["base_lr"] == 1e-3
+    assert adam.param_groups[0]["lr"] == 1e-3
     trainer = _trainer(tmp_path, optimizer_klass=torch.optim.SGD, learning_rate=0.05,
                        optimizer_kwargs={"momentum": 0.8, "nesterov": True})
     sgd = trainer._build_optimizer()
