@@ -17,12 +17,29 @@ the labelled set) against the same network at random initialisation, and
 prints the difference: a random ResNet is already a good feature extractor for
 these digits, so the margin, not the level, is what training shows.
 
-MEASURED
+The defaults are the command line's recipe for these digits: 16-px views
+(the scans hold 8x8 pixels), batches of 64, projector and predictor 1,024
+wide instead of the paper's 4,096 (made for ImageNet-sized batches), Adam at
+3e-4, here for 600 steps. Measured on a shared 2-core CPU with one thread
+(``OMP_NUM_THREADS=1``, 3.5 minutes), ``python examples/train.py`` ends
+with::
+
+                             kNN top-1   linear probe
+      freshly initialised:      0.9244         0.9444
+      after training:           0.9622         0.9667
+    BYOL changed kNN top-1 by +3.8 points and the linear probe by +2.2 points ...
+
+With ``--seed 1`` and ``--seed 2`` it gained +3.1 and +2.2 kNN points and
++1.3 and +1.8 probe points. Shorter runs are not reliable: 200 steps of 32
+images at 32 px moved kNN top-1 by +2.4, -1.3 and -0.2 points over the same
+three seeds. With the paper's photo views instead of the digit views, that
+short run ended at 0.818 against 0.938 for the untrained network. Float sums depend on the thread count, so another
+machine moves these figures by about a point.
 
 Run it with::
 
-    python examples/train.py                      # 200 steps of 32 images, 32x32
-    python examples/train.py --steps 1000 --image-size 64 --out my-net.pt
+    python examples/train.py                      # 600 steps of 64 images, 16x16
+    python examples/train.py --steps 1000 --image-size 32 --out my-net.pt
 
 The trained weights are saved as a plain ``state_dict`` of the torchvision
 model, so they load back with ``torchvision.models.resnet18()`` and
@@ -47,21 +64,24 @@ from byol_pytorch.model import HiddenLayerEncoder, Normalize, digit_augmentation
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=200, help="optimiser steps (default: 200)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per step (default: 32)")
-    parser.add_argument("--image-size", type=int, default=32, help="side of the images in pixels (default: 32)")
+    parser.add_argument("--steps", type=int, default=600, help="optimiser steps (default: 600)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per step (default: 64)")
+    parser.add_argument("--image-size", type=int, default=16, help="side of the images in pixels (default: 16)")
     parser.add_argument("--out", default="./improved-net.pt", help="where to save the trained state_dict")
     parser.add_argument(
         "--model", default="resnet18", help="a torchvision classification model name (default: resnet18)"
     )
+    parser.add_argument("--head-width", type=int, default=1024,
+                        help="hidden width of projector and predictor (default: 1024; the paper's 4096 is sized for "
+                             "ImageNet batches)")
     parser.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (default: 3e-4)")
-    parser.add_argument("--log-every", type=int, default=20, help="print the loss every N steps (default: 20)")
+    parser.add_argument("--log-every", type=int, default=50, help="print the loss every N steps (default: 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the weights, batches and augmentations")
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where to train (default: cuda if any)"
     )
     args = parser.parse_args(argv)
-    for name in ("steps", "batch_size", "image_size", "log_every"):
+    for name in ("steps", "batch_size", "image_size", "log_every", "head_width"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.batch_size < 2:
@@ -94,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     net = build_net(args.model, args.seed).to(device)
     view_1, view_2 = digit_augmentations(args.image_size)
-    learner = BYOL(net, image_size=args.image_size, hidden_layer="avgpool",
+    learner = BYOL(net, image_size=args.image_size, hidden_layer="avgpool", projection_hidden_size=args.head_width,
                    augment_fn=view_1, augment_fn2=view_2, normalize=True).to(device)
     optimizer = torch.optim.Adam(learner.parameters(), lr=args.lr)
 
