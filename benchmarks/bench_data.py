@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def report(result: dict) -> str:
-    lines = [f"| path | images/s per worker core | bytes per image to device | load |", "|---|---|---|---|"]
+    lines = ["| path | images/s per worker core | bytes per image to device | load |", "|---|---|---|---|"]
     for name in ("old", "new"):
         r = result[name]
         lines.append(f"| {name} | {r['images_per_s_per_worker']:.1f} | {r['bytes_per_image_to_device']:,} | "

@@ -74,7 +74,7 @@ def load_upright_rgb8(image: Image.Image) -> Image.Image:
     try:
         # In place, so unrotated images are not copied.
         ImageOps.exif_transpose(image, in_place=True)
-    except Exception:  # noqa: BLE001 - bad EXIF must not cost a good image
+    except Exception:  # noqa: BLE001, S110 - bad EXIF must not cost a good image
         pass
     return to_rgb8(image)
 

@@ -21,7 +21,6 @@ from .decode import load_upright_rgb8, pil_to_uint8
 from .evaluation import EVAL_RESIZE, resize_and_center_crop
 from .images import IMAGE_EXTENSIONS, ImageSize, check_index, parse_size
 
-
 OnUnreadable = Literal["next", "return_none"]
 
 # One line per unreadable file. Through logging rather than warnings.warn: a

@@ -61,7 +61,7 @@ def collate_encoded(items: Sequence[CroppedViews | EncodedViews | tuple]) -> Enc
 
 def _render(image: torch.Tensor, box: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """One view of a decoded ``(3, H, W)`` uint8 image: crop, bicubic resize (antialiased), flip; uint8."""
-    top, left, height, width = (int(round(v)) for v in box[:4].tolist())
+    top, left, height, width = (round(v) for v in box[:4].tolist())
     region = image[:, top : top + height, left : left + width].unsqueeze(0).float()
     view = F.interpolate(region, size=size, mode="bicubic", align_corners=False, antialias=True)[0]
     if box[4] > 0.5:

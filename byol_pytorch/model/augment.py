@@ -9,7 +9,6 @@ parameters of every operation for each image of the batch separately.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from dataclasses import dataclass
 
 import kornia.augmentation as K
