@@ -384,7 +384,8 @@ def test_folders_train_on_loader_crops_sent_as_uint8(tmp_path: Path) -> None:
     assert trainer.data_wait_s >= record["data_wait_s"]
 
 
-def test_folder_runs_resume_to_the_same_network(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2])
+def test_folder_runs_resume_to_the_same_network(tmp_path: Path, workers: int) -> None:
     from byol_pytorch import ImageFolderDataset
 
     class CrashingFolder(ImageFolderDataset):
@@ -397,10 +398,11 @@ def test_folder_runs_resume_to_the_same_network(tmp_path: Path) -> None:
             return super().__getitem__(index)
 
     folder = _photo_folder(tmp_path / "photos")  # 12 images: 3 batches an epoch, so the crash is in epoch 2
-    whole = _trainer(tmp_path / "whole", steps=6, dataset=ImageFolderDataset(folder, 16))()
-    with pytest.raises(KeyboardInterrupt):
+    whole = _trainer(tmp_path / "whole", steps=6, dataset=ImageFolderDataset(folder, 16), num_workers=workers)()
+    with pytest.raises(KeyboardInterrupt):  # in this process: the crash needs no workers
         _trainer(tmp_path / "parts", steps=6, dataset=CrashingFolder(folder, 16))()
-    resumed = _trainer(tmp_path / "parts", steps=6, dataset=ImageFolderDataset(folder, 16), resume=True)()
+    resumed = _trainer(tmp_path / "parts", steps=6, dataset=ImageFolderDataset(folder, 16), resume=True,
+                       num_workers=workers)()
     assert_same_state(state_copy(whole), state_copy(resumed))
 
 
