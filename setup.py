@@ -22,7 +22,8 @@ setup(
         "matplotlib>=3.6",
         "tqdm>=4.60",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    # scikit-image: its bundled photographs make the JPEG folder of benchmarks/bench_data.py.
+    extras_require={"test": ["pytest>=7", "scikit-image>=0.19"]},
     entry_points={"console_scripts": ["byol-pytorch=byol_pytorch.cli:main"]},
     classifiers=[
         "License :: OSI Approved :: MIT License",

@@ -6,9 +6,9 @@ the trainer, which needs Hugging Face Accelerate, is imported on first use.
 
 from typing import Any
 
-from .data import DigitsDataset, ImageFolderDataset, MockDataset
+from .data import DigitsDataset, ImageFolderDataset, LoaderCrops, MockDataset
 from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
-from .model import BYOL, BYOLAugmentation, BYOLOutput, FrozenEncoder, cosine_tau
+from .model import BYOL, BYOLAugmentation, BYOLOutput, CropSpec, FrozenEncoder, cosine_tau
 from .optim import LARS
 
 __version__ = "0.1.0"
@@ -20,11 +20,13 @@ __all__ = [
     "BYOLAugmentation",
     "BYOLOutput",
     "BYOLTrainer",
+    "CropSpec",
     "DigitsDataset",
     "DiskFullError",
     "FrozenEncoder",
     "ImageFolderDataset",
     "LARS",
+    "LoaderCrops",
     "MockDataset",
     "NonFiniteLossError",
     "NonFiniteStateError",

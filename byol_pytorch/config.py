@@ -51,7 +51,15 @@ class TrainerConfig:
     channels_last: bool = True
     compile: bool = False
     sync_batchnorm: bool = field(default=True, metadata={"help": "SyncBatchNorm on multi-GPU runs"})
-    num_workers: int = 2
+    num_workers: int | None = field(default=None, metadata={
+        "help": "DataLoader worker processes; default: from the cores this process may use "
+                "(byol_pytorch.runtime.default_num_workers)"})
+    loader_crops: bool = field(default=True, metadata={
+        "help": "for an ImageFolderDataset: draw the views' crops and flips in the loader from the whole "
+                "photo and send them as uint8 (off: centre-crop the image first, crop on the device)"})
+    gpu_decode: bool = field(default=False, metadata={
+        "help": "with loader_crops: send JPEGs undecoded and decode them in batches on the GPU "
+                "(torchvision.io.decode_jpeg, nvJPEG); other formats are still decoded by the workers"})
     # Run folder, checkpoints, logging
     output_dir: str = "./checkpoints"
     checkpoint_every: int = 1000
@@ -84,7 +92,7 @@ class TrainerConfig:
             raise ValueError(f"warmup_steps must be in [0, num_train_steps], got {self.warmup_steps!r}")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be positive, got {self.max_grad_norm!r}")
-        if self.num_workers < 0 or self.knn_every < 0:
+        if (self.num_workers is not None and self.num_workers < 0) or self.knn_every < 0:
             raise ValueError("num_workers and knn_every must be >= 0")
 
     @classmethod

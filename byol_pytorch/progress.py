@@ -45,6 +45,7 @@ class RunLogger:
                         self.config.progress), dynamic_ncols=True, desc="BYOL")
         self.healthy_std = None
         self.collapse_warned = False
+        self.total_wait = 0.0
         self._reset()
         self.first_bad_step: int | None = None
 
@@ -54,6 +55,7 @@ class RunLogger:
         self.finite: torch.Tensor | bool = True
         self.count = 0
         self.images = 0
+        self.waited = 0.0
         self.started = time.perf_counter()
 
     def record(self, out: BYOLOutput, batch: int) -> None:
@@ -63,6 +65,11 @@ class RunLogger:
         self.finite = torch.isfinite(loss) & self.finite
         self.count += 1
         self.images += batch * self.acc.num_processes
+
+    def record_wait(self, seconds: float) -> None:
+        """Adds the time the loop waited for its next batch (this process's)."""
+        self.waited += seconds
+        self.total_wait += seconds
 
     def check_finite(self, step: int) -> None:
         """Raises before a checkpoint could store weights trained on a NaN/inf loss."""
@@ -85,7 +92,8 @@ class RunLogger:
         loss, rep_std = self.acc.reduce(figures, "mean").tolist()
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         record = {"step": step, "loss": loss, "representation_std": rep_std, "lr": lr, "tau": tau,
-                  "images_per_second": self.images / elapsed, "time": time.time()}
+                  "images_per_second": self.images / elapsed, "data_wait_s": self.waited,
+                  "data_wait_fraction": min(1.0, self.waited / elapsed), "time": time.time()}
         self._write(record)
         self._check_collapse(step, rep_std)
         self.bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{record['images_per_second']:.0f}", lr=f"{lr:.2e}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,34 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_num_workers(device_type: str, processes_per_machine: int = 1, cores: int | None = None) -> int:
+    """DataLoader workers per process that feed the device without taking its cores.
+
+    The rule: share the cores among the processes of this machine; on a GPU
+    keep one core per process for the training loop and give the rest to
+    workers (at most 16); on a CPU the compute threads need the cores, so a
+    quarter of them decode (none below 4 cores, where a worker would compete
+    with the step it feeds).
+
+    Args:
+        device_type: ``"cuda"``, ``"cpu"``, ...
+        processes_per_machine: training processes sharing this machine's cores.
+        cores: the cores to share; default :func:`usable_cores`.
+    """
+    share = max(1, (cores if cores is not None else usable_cores()) // max(1, processes_per_machine))
+    if device_type == "cpu":
+        return share // 4
+    return min(16, max(1, share - 1))
 
 
 def cpu_supports_bf16() -> bool:

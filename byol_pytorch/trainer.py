@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,19 @@ from .checkpoint import (
     safe_load,
 )
 from .config import TrainerConfig
-from .data import collate_images
+from .data import CroppedViews, ImageFolderDataset, LoaderCrops, collate_images, collate_views
+from .data.gpu_decode import EncodedBatch, collate_encoded, decode_views
 from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
 from .model import BYOL
 from .optim import build_optimizer, optimizer_class, scaled_learning_rate, warmup_cosine
-from .runtime import convert_sync_batchnorm, gather_rng_states, resolve_mixed_precision, restore_rng_state
+from .runtime import (
+    convert_sync_batchnorm,
+    default_num_workers,
+    gather_rng_states,
+    resolve_mixed_precision,
+    restore_rng_state,
+)
 from .trainer_kwargs import (
     accelerator_arguments,
     check_optimizer_kwargs,
@@ -56,7 +64,11 @@ class BYOLTrainer:
     Args:
         net: the image network to improve (trained in place).
         dataset: any dataset of images: items may be tensors, PIL images,
-            numpy arrays or ``(image, label)`` pairs (labels ignored).
+            numpy arrays or ``(image, label)`` pairs (labels ignored). An
+            :class:`~byol_pytorch.data.ImageFolderDataset` is read through
+            a copy that crops both views in the loader workers from the whole
+            photo and sends them as uint8 (``loader_crops``; not with
+            ``augment_fn``), the colour part running on the device.
         image_size: side of the augmented views, int or ``(height, width)``.
         eval_dataset: a labelled dataset for the periodic kNN monitor
             (``knn_every``); half of it is the memory bank, half the queries.
@@ -145,13 +157,17 @@ class BYOLTrainer:
                 "mixed_precision": resolve_mixed_precision(config.mixed_precision, "cpu" if on_cpu else "cuda"),
                 "gradient_accumulation_steps": config.gradient_accumulation_steps,
                 "log_with": config.log_with, "project_dir": str(self.output_dir),
-                "dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
+                # non_blocking: pinned batches are copied to the GPU while it computes.
+                "dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed,
+                                                             non_blocking=True),
                 "kwargs_handlers": [DistributedDataParallelKwargs(find_unused_parameters=unused)],
             }, accelerator_overrides))
         self.accelerator = accelerator
         self.optimizer_klass = optimizer_klass
         self.step = 0
         self.history: list[dict[str, Any]] = []
+        self.data_wait_s = 0.0
+        self.train_dataset = self._training_dataset()
 
     # -- set-up ------------------------------------------------------------------
 
@@ -192,15 +208,45 @@ class BYOLTrainer:
 
         return LambdaLR(optimizer, factor)
 
+    def _training_dataset(self) -> Dataset:
+        """The dataset as training reads it: folders crop in the loader (a copy; the user's is left as it is)."""
+        dataset = self.dataset
+        if (self.config.loader_crops and isinstance(dataset, ImageFolderDataset) and dataset.views is None
+                and self.learner.takes_views):
+            crops = LoaderCrops(self.learner.crop_spec, seed=self.config.seed, encoded_jpegs=self.config.gpu_decode)
+            return dataset.with_views(crops)
+        if self.config.gpu_decode:
+            warnings.warn("gpu_decode applies to an ImageFolderDataset with loader_crops and the built-in "
+                          "augmentation; this run decodes in the loader as usual", stacklevel=3)
+        return dataset
+
+    @property
+    def _encoded(self) -> bool:
+        views = getattr(self.train_dataset, "views", None)
+        return views is not None and views.encoded_jpegs
+
+    @property
+    def num_workers(self) -> int:
+        """The loader's worker processes: ``num_workers``, or :func:`~byol_pytorch.runtime.default_num_workers`."""
+        if self.config.num_workers is not None:
+            return self.config.num_workers
+        acc = self.accelerator
+        # torchrun and accelerate launch say how many processes share this machine.
+        per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", acc.num_processes))
+        return default_num_workers(acc.device.type, per_machine)
+
     def _dataloader(self) -> DataLoader:
         c, processes = self.config, self.accelerator.num_processes
         if len(self.dataset) < c.batch_size * processes:
             raise ValueError(f"the dataset has {len(self.dataset)} images, fewer than one batch "
                              f"({c.batch_size} per process x {processes} processes)")
+        views = getattr(self.train_dataset, "views", None)
+        workers = self.num_workers
+        collate = collate_images if views is None else collate_encoded if views.encoded_jpegs else collate_views
         return DataLoader(
-            self.dataset, batch_size=c.batch_size, shuffle=True, drop_last=True, collate_fn=collate_images,
-            num_workers=c.num_workers, pin_memory=self.accelerator.device.type == "cuda",
-            persistent_workers=c.num_workers > 0, generator=torch.Generator().manual_seed(c.seed),
+            self.train_dataset, batch_size=c.batch_size, shuffle=True, drop_last=True, collate_fn=collate,
+            num_workers=workers, pin_memory=self.accelerator.device.type == "cuda",
+            persistent_workers=workers > 0, generator=torch.Generator().manual_seed(c.seed),
         )
 
     # -- checkpoints ---------------------------------------------------------------
@@ -355,7 +401,11 @@ class BYOLTrainer:
         if acc.is_main_process:
             for stale in remove_stale_temporaries(self.output_dir):
                 acc.print(f"removed {stale}, left by a process killed while saving")
-        model, optimizer, loader = acc.prepare(self.learner, optimizer, loader)
+        if self._encoded:  # compressed files stay on the host: the decoder reads them from there
+            model, optimizer = acc.prepare(self.learner, optimizer)
+            loader = acc.prepare_data_loader(loader, device_placement=False)
+        else:
+            model, optimizer, loader = acc.prepare(self.learner, optimizer, loader)
         self._model = model
         if c.compile:
             model = torch.compile(model)
@@ -369,17 +419,24 @@ class BYOLTrainer:
         try:
             while self.step < c.num_train_steps:
                 loader.set_epoch(epoch)
+                if isinstance(self.train_dataset, ImageFolderDataset):
+                    self.train_dataset.set_epoch(epoch)  # the loader crops of this epoch
                 batches = acc.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
-                for images in batches:
+                for images in _timed(batches, logger):
+                    if isinstance(images, EncodedBatch):
+                        images = decode_views(images, learner.image_size, acc.device)
                     with acc.accumulate(model):
-                        out = model(images, return_details=True)
+                        if isinstance(images, CroppedViews):
+                            out = model(views=images, return_details=True)
+                        else:
+                            out = model(images, return_details=True)
                         acc.backward(out.loss)
                         if acc.sync_gradients and c.max_grad_norm:
                             acc.clip_grad_norm_(model.parameters(), c.max_grad_norm)
                         optimizer.step()
                         optimizer.zero_grad(set_to_none=True)
                     batch_in_epoch += 1
-                    logger.record(out, images.shape[0])
+                    logger.record(out, images[0].shape[0] if isinstance(images, CroppedViews) else images.shape[0])
                     if not acc.sync_gradients:
                         continue
                     # The rate and decay this step used, read before either schedule advances.
@@ -404,6 +461,7 @@ class BYOLTrainer:
                       if intact else "no checkpoint of this run was written yet")
             raise DiskFullError(f"{err} at step {self.step}; {resume}", err.path) from err
         finally:
+            self.data_wait_s = logger.total_wait
             logger.close()
             if restore_bn is not None:
                 restore_bn()
@@ -423,6 +481,19 @@ class BYOLTrainer:
         features, labels = extract_features(FrozenEncoder(learner), self.eval_dataset, batch_size=256,
                                             device=self.accelerator.device)
         return half_split_knn_accuracy(features, labels, k=self.config.knn_k)
+
+
+def _timed(batches: Iterable[Any], logger: Any) -> Iterator[Any]:
+    """Yields the batches, telling ``logger`` how long each one was waited for."""
+    iterator = iter(batches)
+    while True:
+        start = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        logger.record_wait(time.perf_counter() - start)
+        yield batch
 
 
 def accelerator_is_distributed() -> bool:

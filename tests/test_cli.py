@@ -133,6 +133,7 @@ def test_train_writes_a_complete_run_folder(trained_run: tuple[Path, str]) -> No
         assert all(0.0 <= value <= 1.0 for value in summary[metric].values())
     assert 0.0 <= summary["knn_monitor_random_init"] <= 1.0
     assert summary["cpu_threads"] == 1 and summary["processes"] == 1 and summary["mixed_precision"] == "no"
+    assert summary["data_wait_s"] >= 0 and 0 <= summary["data_wait_fraction"] <= 1
 
     with Image.open(run / "report.png") as image:
         image.verify()

@@ -30,10 +30,19 @@ def test_readme_has_the_usage_blocks() -> None:
     assert "learner.update_moving_average()" in blocks[0] and "BYOLTrainer(" in "".join(blocks)
 
 
+def _photos(folder: Path, count: int = 8) -> None:
+    from PIL import Image
+
+    folder.mkdir()
+    for i in range(count):
+        Image.new("RGB", (48 + i, 36), (30 * i, 100, 200)).save(folder / f"{i}.jpg")
+
+
 def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from accelerate.state import AcceleratorState
 
     monkeypatch.chdir(tmp_path)
+    _photos(tmp_path / "photos")  # the folder the photo-folder block reads
     namespace: dict = {}
     for block in python_blocks():
         for old, new in SMALLER:

@@ -352,3 +352,66 @@ def test_non_finite_loss_is_caught_at_the_logging_step_not_the_checkpoint(tmp_pa
     with pytest.raises(NonFiniteLossError, match="NaN or infinite by step 3"):
         trainer()
     assert trainer.step == 3
+
+
+def _photo_folder(folder: Path, count: int = 12) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (30, 40 + i, 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
+    return folder
+
+
+def test_folders_train_on_loader_crops_sent_as_uint8(tmp_path: Path) -> None:
+    from byol_pytorch import ImageFolderDataset
+    from byol_pytorch.data import CroppedViews
+
+    dataset = ImageFolderDataset(_photo_folder(tmp_path / "photos"), 16)
+    trainer = _trainer(tmp_path, steps=2, dataset=dataset)
+    seen = []
+    trainer.learner.register_forward_pre_hook(lambda _m, args, kwargs: seen.append(kwargs.get("views")),
+                                              with_kwargs=True)
+    trainer()
+    assert seen and all(isinstance(v, CroppedViews) for v in seen)
+    assert {v.view_1.dtype for v in seen} == {v.view_2.dtype for v in seen} == {torch.uint8}
+    assert seen[0].view_1.shape == (4, 3, 16, 16)
+    assert dataset.views is None  # the user's dataset is left as it was
+    record = trainer.history[-1]
+    assert record["data_wait_s"] >= 0 and 0 <= record["data_wait_fraction"] <= 1
+    assert trainer.data_wait_s >= record["data_wait_s"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_folder_runs_resume_to_the_same_network(tmp_path: Path, workers: int) -> None:
+    from byol_pytorch import ImageFolderDataset
+
+    class CrashingFolder(ImageFolderDataset):
+        served = 0
+
+        def __getitem__(self, index: int):  # type: ignore[override]
+            self.served += 1
+            if self.served > 16:  # step 5's first image, after the step-4 checkpoint
+                raise KeyboardInterrupt
+            return super().__getitem__(index)
+
+    folder = _photo_folder(tmp_path / "photos")  # 12 images: 3 batches an epoch, so the crash is in epoch 2
+    whole = _trainer(tmp_path / "whole", steps=6, dataset=ImageFolderDataset(folder, 16), num_workers=workers)()
+    with pytest.raises(KeyboardInterrupt):  # in this process: the crash needs no workers
+        _trainer(tmp_path / "parts", steps=6, dataset=CrashingFolder(folder, 16))()
+    resumed = _trainer(tmp_path / "parts", steps=6, dataset=ImageFolderDataset(folder, 16), resume=True,
+                       num_workers=workers)()
+    assert_same_state(state_copy(whole), state_copy(resumed))
+
+
+def test_default_workers_leave_cores_for_compute() -> None:
+    from byol_pytorch.runtime import default_num_workers
+
+    assert default_num_workers("cpu", cores=2) == 0
+    assert default_num_workers("cpu", cores=16) == 4
+    assert default_num_workers("cuda", cores=16) == 15
+    assert default_num_workers("cuda", processes_per_machine=8, cores=64) == 7
+    assert default_num_workers("cuda", cores=1) == 1
+    assert default_num_workers("cuda", cores=64) == 16

@@ -37,7 +37,7 @@ CLI_DEFAULTS: dict[str, Any] = {
     "knn_every": 50,  # the monitor takes well under a second on the 450 test digits at 16 px
     "output_dir": None,  # runs/byol-YYYYmmdd-HHMMSS
     "hidden_layer": None,  # chosen from the model (see default_hidden_layer)
-    "num_workers": None,  # 0 for the in-memory digits, TrainerConfig's 2 for a folder
+    "num_workers": None,  # 0 for the in-memory digits, the trainer's default for a folder
 }
 
 # Short names accepted next to the generated flags.
@@ -58,7 +58,8 @@ FIELD_HELP = {
     "max_grad_norm": "clip gradients to this norm",
     "channels_last": "channels-last memory format",
     "compile": "torch.compile the learner",
-    "num_workers": "DataLoader worker processes; default: 0 for the built-in digits (held in memory), else 2",
+    "num_workers": "DataLoader worker processes; default: 0 for the built-in digits (held in memory), else "
+                   "from the usable cores: on a GPU all but one per process (at most 16), on a CPU a quarter",
     "output_dir": "the run folder; default: runs/byol-YYYYmmdd-HHMMSS (must not exist unless --resume)",
     "checkpoint_every": "steps between checkpoints (and net.pt)",
     "keep_checkpoints": "newest checkpoints kept",

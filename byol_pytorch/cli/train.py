@@ -97,8 +97,8 @@ def _checked_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.simsiam:
         args.use_momentum = False
     options = config_options(args)
-    if options["num_workers"] is None:
-        options["num_workers"] = 0 if args.data is None else TrainerConfig.num_workers
+    if options["num_workers"] is None and args.data is None:
+        options["num_workers"] = 0  # the digits are held in memory
     probe = {**options, "output_dir": "unused", "hidden_layer": 0}
     try:
         TrainerConfig.from_kwargs(**probe)
@@ -129,6 +129,9 @@ def _finish(args: argparse.Namespace, trainer: Any, spec: dict[str, Any], eval_s
         "representation_dim": trainer.learner.representation_dim,
         "processes": trainer.accelerator.num_processes, "cpu_threads": threads,
         "mixed_precision": trainer.accelerator.mixed_precision,
+        # How long the main process's loop waited for batches (data_wait_s per interval: metrics.jsonl).
+        "data_wait_s": round(trainer.data_wait_s, 3),
+        "data_wait_fraction": round(min(1.0, trainer.data_wait_s / max(train_time, 1e-9)), 4),
     }
     scored = eval_sets is not None and args.final_eval
     if scored:

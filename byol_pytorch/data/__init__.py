@@ -8,8 +8,11 @@ module provides
   ``(image, label)`` pairs from labelled datasets) and produce a float32
   ``(B, C, H, W)`` batch in ``[0, 1]``;
 * :class:`MockDataset`, deterministic random images for tests and smoke runs;
-* :class:`ImageFolderDataset`, every image under a folder, resized to one size,
-  robust to corrupt files so that one bad JPEG never ends a long run;
+* :class:`ImageFolderDataset`, every image under a folder, robust to corrupt
+  files so that one bad JPEG never ends a long run: centre-cropped by the
+  standard evaluation transform, or (``views=LoaderCrops(...)``) as the two
+  training views' crops, drawn from the whole photo in the loader as uint8
+  (:func:`collate_views` batches them);
 * :class:`DigitsDataset`, scikit-learn's bundled 8x8 handwritten digits, a real
   labelled image set that needs no download.
 
@@ -17,17 +20,23 @@ Nothing here imports ``accelerate``; the module only depends on torch,
 torchvision, PIL, numpy and scikit-learn.
 """
 
+from .crops import CroppedViews, LoaderCrops, collate_views
 from .digits import DigitsDataset
+from .evaluation import EVAL_RESIZE
 from .folder import ImageFolderDataset, SkippedImageWarning
 from .images import IMAGE_EXTENSIONS, collate_images, to_image_tensor
 from .mock import MockDataset
 
 __all__ = [
+    "EVAL_RESIZE",
     "IMAGE_EXTENSIONS",
+    "CroppedViews",
     "DigitsDataset",
     "ImageFolderDataset",
+    "LoaderCrops",
     "MockDataset",
     "SkippedImageWarning",
     "collate_images",
+    "collate_views",
     "to_image_tensor",
 ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bisect
+import copy
 import logging
+import math
 import os
 import weakref
 from collections.abc import Iterable
@@ -11,12 +13,13 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import Dataset
 
-from .images import IMAGE_EXTENSIONS, ImageSize, check_index, parse_size, to_image_tensor
-
+from .crops import CroppedViews, LoaderCrops
+from .decode import load_upright_rgb8, pil_to_uint8
+from .evaluation import EVAL_RESIZE, resize_and_center_crop
+from .images import IMAGE_EXTENSIONS, ImageSize, check_index, parse_size
 
 OnUnreadable = Literal["next", "return_none"]
 
@@ -61,42 +64,20 @@ def _normalise_extensions(extensions: Iterable[str] | str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(normalised))
 
 
-def _resize_and_center_crop(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Scales ``(C, H, W)`` so it covers ``size``, then crops the middle."""
-    target_h, target_w = size
-    height, width = image.shape[-2:]
-    # Scale by the larger ratio so both sides cover the target; for a square
-    # target this is "shorter side to image_size".
-    scale = max(target_h / height, target_w / width)
-    new_h = max(target_h, round(height * scale))
-    new_w = max(target_w, round(width * scale))
-    if (new_h, new_w) != (height, width):
-        image = F.interpolate(
-            image.unsqueeze(0),
-            size=(new_h, new_w),
-            mode="bilinear",
-            align_corners=False,
-            antialias=True,
-        ).squeeze(0)
-    top = (new_h - target_h) // 2
-    left = (new_w - target_w) // 2
-    image = image[:, top : top + target_h, left : left + target_w]
-    return image.clamp_(0.0, 1.0).contiguous()
-
-
-def _to_rgb(image: torch.Tensor) -> torch.Tensor:
-    """Makes a ``(C, H, W)`` tensor with 1, 3 or 4 channels into RGB."""
-    channels = image.shape[0]
-    if channels == 1:
-        return image.expand(3, -1, -1)
-    if channels == 4:
-        # Drop alpha: the colour values are what the network should see.
-        return image[:3]
-    return image
-
-
 class ImageFolderDataset(Dataset):
-    """Every image file under a folder, as RGB tensors of one size.
+    """Every image file under a folder, as RGB tensors of one size, or as two cropped views.
+
+    Two kinds of items:
+
+    * without ``views`` (evaluation, embedding, the kNN monitor): the standard
+      evaluation transform, deterministic. The shorter side is resized to
+      ``image_size x 256/224`` (bilinear, antialiased) and the centre
+      ``image_size`` square is cut out, as a float32 ``(3, h, w)`` in [0, 1];
+    * with ``views=LoaderCrops(...)`` (training): the two views' random
+      resized crops and flips, drawn from the whole decoded image, as a
+      :class:`~byol_pytorch.data.crops.CroppedViews` pair of uint8 ``(3, h, w)``.
+      The draws depend on ``(seed, epoch, index)``; :meth:`set_epoch` sets the
+      epoch (through shared memory, so it reaches ``DataLoader`` workers).
 
     Files are found recursively and sorted by path, so the order is the same
     on every machine. Nothing is decoded at construction; a corrupt or
@@ -111,9 +92,7 @@ class ImageFolderDataset(Dataset):
 
     Args:
         root: folder to search.
-        image_size: output ``H == W`` as an int, or an ``(h, w)`` pair. Each
-            image's shorter side is resized (bilinear, antialiased) to cover it,
-            then the centre is cropped.
+        image_size: output ``H == W`` as an int, or an ``(h, w)`` pair.
         extensions: file name endings to include, case-insensitive, with or
             without the leading dot.
         return_labels: return ``(image, class_index)`` where the class is the
@@ -124,6 +103,10 @@ class ImageFolderDataset(Dataset):
             :func:`~byol_pytorch.evaluate.extract_features` leaves out with its
             label, so that evaluation reads every file at most once and a bank
             and a query set split by index never share an image.
+        views: draws training views in the loader instead of the evaluation
+            transform (:meth:`with_views` gives such a copy of a dataset).
+        resize_ratio: the evaluation transform's resize, relative to
+            ``image_size`` (256/224).
 
     Attributes:
         files: sorted paths of the image files found.
@@ -147,6 +130,8 @@ class ImageFolderDataset(Dataset):
         extensions: Iterable[str] | str = IMAGE_EXTENSIONS,
         return_labels: bool = False,
         on_unreadable: OnUnreadable = "next",
+        views: LoaderCrops | None = None,
+        resize_ratio: float = EVAL_RESIZE,
     ) -> None:
         self.root = Path(root)
         self.image_size = parse_size(image_size)
@@ -155,6 +140,16 @@ class ImageFolderDataset(Dataset):
         if on_unreadable not in ("next", "return_none"):
             raise ValueError(f"on_unreadable must be 'next' or 'return_none', got {on_unreadable!r}")
         self.on_unreadable = on_unreadable
+        if views is not None and not isinstance(views, LoaderCrops):
+            raise TypeError(f"views must be a LoaderCrops or None, got {type(views).__name__}")
+        if views is not None and views.spec.size != self.image_size:
+            raise ValueError(f"views crop to {views.spec.size} but image_size is {self.image_size}; use one size")
+        if not resize_ratio >= 1.0:
+            raise ValueError(f"resize_ratio must be at least 1 (the crop lies inside the resized image), "
+                             f"got {resize_ratio!r}")
+        self.views = views
+        self.resize_ratio = float(resize_ratio)
+        self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
         if not self.root.exists():
             raise FileNotFoundError(f"image folder {str(self.root)!r} does not exist")
         if not self.root.is_dir():
@@ -192,6 +187,20 @@ class ImageFolderDataset(Dataset):
         self._unreadable = torch.zeros(len(self.files), dtype=torch.uint8).share_memory_()
         _DATASETS.add(self)
 
+    def with_views(self, views: LoaderCrops) -> ImageFolderDataset:
+        """A copy that yields loader-cropped training views; it shares files and the unreadable mask."""
+        twin = copy.copy(self)
+        if views.spec.size != self.image_size:
+            raise ValueError(f"views crop to {views.spec.size} but image_size is {self.image_size}; use one size")
+        twin.views = views
+        twin._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
+        _DATASETS.add(twin)
+        return twin
+
+    def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch the loader crops are drawn for (seen by running ``DataLoader`` workers)."""
+        self._epoch[0] = int(epoch)
+
     def _find_files(self) -> list[str]:
         found = []
         # os.walk rather than Path.rglob: it does not follow symlinked folders,
@@ -215,22 +224,18 @@ class ImageFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def _load(self, path: str) -> torch.Tensor:
-        """Decodes one file to a float ``(C, H, W)`` tensor; raises if it cannot."""
-        with Image.open(path) as image:
+    def _load(self, position: int, index: int) -> torch.Tensor | CroppedViews:
+        """Decodes file ``position`` to this dataset's kind of item; raises if it cannot."""
+        with Image.open(self.files[position]) as image:
+            if self.views is not None:
+                return self.views(image, index, int(self._epoch[0]))
             # JPEGs can be decoded at 1/2, 1/4 or 1/8 scale almost for free; ask
-            # for at least the target size on both sides (square, so it still
+            # for at least the resized size on both sides (square, so it still
             # holds if EXIF rotation swaps the sides).
-            side = max(self.image_size)
+            side = math.ceil(max(self.image_size) * self.resize_ratio)
             image.draft(None, (side, side))
-            image.load()
-            try:
-                # Phone photos store their rotation in EXIF; without this they
-                # come out sideways. In place, so unrotated images are not copied.
-                ImageOps.exif_transpose(image, in_place=True)
-            except Exception:  # noqa: BLE001 - bad EXIF must not cost a good image
-                pass
-            return to_image_tensor(image)
+            decoded = pil_to_uint8(load_upright_rgb8(image))
+        return resize_and_center_crop(decoded, self.image_size, self.resize_ratio)
 
     def _marked(self, path: str) -> bool:
         """Whether ``path`` is one of this dataset's files and marked unreadable."""
@@ -254,25 +259,25 @@ class ImageFolderDataset(Dataset):
             reason = " ".join(f"{type(error).__name__}: {error}".replace(f" {path!r}", "").split())
             _LOG.warning("skipped unreadable image %s: %s", path, reason)
 
-    def _decode(self, position: int) -> torch.Tensor | None:
-        """File ``position`` as a resized RGB image, or ``None`` if it is (now known to be) unreadable."""
+    def _decode(self, position: int, index: int) -> torch.Tensor | CroppedViews | None:
+        """File ``position`` as an item, or ``None`` if it is (now known to be) unreadable."""
         if self._unreadable[position]:
             return None
         try:
-            decoded = self._load(self.files[position])
+            return self._load(position, index)
         # PIL reports corrupt data with many exception types (OSError,
         # SyntaxError, struct.error, DecompressionBombError, ...); any failure
         # to decode one file must not stop training.
         except Exception as error:  # noqa: BLE001
             self._skip(position, error)
             return None
-        return _resize_and_center_crop(_to_rgb(decoded), self.image_size)
 
-    def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, int] | None:
+    def __getitem__(self, index: int) -> torch.Tensor | CroppedViews | tuple[torch.Tensor | CroppedViews, int] | None:
         """Returns image ``index``; for an unreadable file, what ``on_unreadable`` says.
 
         Returns:
-            A float32 RGB tensor of shape ``(3, h, w)`` in ``[0, 1]``, or
+            A float32 RGB tensor of shape ``(3, h, w)`` in ``[0, 1]`` (with
+            ``views``: a ``CroppedViews`` pair of uint8 ``(3, h, w)``), or
             ``(image, class_index)`` when ``return_labels`` is true; the class
             is that of the file actually returned. ``None`` for an unreadable
             file with ``on_unreadable="return_none"``.
@@ -285,7 +290,7 @@ class ImageFolderDataset(Dataset):
         attempts = 1 if self.on_unreadable == "return_none" else len(self.files)
         for offset in range(attempts):
             position = (start + offset) % len(self.files)
-            image = self._decode(position)
+            image = self._decode(position, start)
             if image is None:
                 continue
             if self.return_labels:
@@ -303,5 +308,5 @@ class ImageFolderDataset(Dataset):
         return (
             f"{type(self).__name__}(root={str(self.root)!r}, image_size={self.image_size}, "
             f"files={len(self.files)}, classes={len(self.classes)}, "
-            f"return_labels={self.return_labels}, on_unreadable={self.on_unreadable!r})"
+            f"return_labels={self.return_labels}, on_unreadable={self.on_unreadable!r}, views={self.views!r})"
         )

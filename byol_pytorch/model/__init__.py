@@ -1,6 +1,6 @@
 """The model side of BYOL: pure PyTorch (and kornia), no training loop, no accelerate."""
 
-from .augment import BYOLAugmentation, Normalize, default_augmentations, digit_augmentations
+from .augment import BYOLAugmentation, CropSpec, Normalize, default_augmentations, digit_augmentations
 from .byol import BYOL, BYOLOutput, representation_std
 from .ema import copy_weights_, cosine_tau, ema_update_
 from .encoder import HiddenLayerEncoder, resolve_hidden_layer
@@ -12,6 +12,7 @@ __all__ = [
     "BYOL",
     "BYOLAugmentation",
     "BYOLOutput",
+    "CropSpec",
     "FrozenEncoder",
     "HiddenLayerEncoder",
     "MLPHead",

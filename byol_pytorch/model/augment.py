@@ -9,6 +9,7 @@ parameters of every operation for each image of the batch separately.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import kornia.augmentation as K
 import torch
@@ -51,6 +52,43 @@ def default_crop_scale(image_size: int | Sequence[int]) -> tuple[float, float]:
     (as SimCLR-style CIFAR recipes do).
     """
     return (0.08, 1.0) if min(as_size(image_size)) >= SMALL_IMAGE_SIDE else (0.2, 1.0)
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """The geometric part of a view: random resized crop, then horizontal flip.
+
+    One description for both places a crop is drawn: on the device by
+    :class:`BYOLAugmentation` (from whatever batch it is given) and in
+    ``DataLoader`` workers by :class:`byol_pytorch.data.LoaderCrops` (from the
+    whole decoded photo).
+
+    Attributes:
+        size: output ``(height, width)``.
+        scale: range of the crop's area as a fraction of the source image's.
+        ratio: range of the crop's width / height.
+        flip_p: probability of a horizontal flip.
+    """
+
+    size: tuple[int, int]
+    scale: tuple[float, float]
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.scale[0] <= self.scale[1] <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.scale!r}")
+        if not 0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"crop ratio must satisfy 0 < low <= high, got {self.ratio!r}")
+        if not 0.0 <= self.flip_p <= 1.0:
+            raise ValueError(f"flip_p must be in [0, 1], got {self.flip_p!r}")
+
+    @classmethod
+    def paper(cls, image_size: int | Sequence[int], crop_scale: tuple[float, float] | None = None) -> CropSpec:
+        """The paper's crop at ``image_size``; ``crop_scale`` defaults to :func:`default_crop_scale`."""
+        size = as_size(image_size)
+        scale = crop_scale or default_crop_scale(size)
+        return cls(size, (float(scale[0]), float(scale[1])))
 
 
 class Normalize(nn.Module):
@@ -111,16 +149,14 @@ class BYOLAugmentation(nn.Module):
         super().__init__()
         if view not in (1, 2):
             raise ValueError(f"view must be 1 or 2, got {view!r}")
-        size = as_size(image_size)
-        scale = crop_scale or default_crop_scale(size)
-        if not 0 < scale[0] <= scale[1] <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {scale!r}")
+        self.crop = CropSpec.paper(image_size, crop_scale)
+        size = self.crop.size
         kernel = blur_kernel or blur_kernel_size(size)
         blur_p, solarize_p = (1.0, 0.0) if view == 1 else (0.1, 0.2)
         self.view = view
         self.geometric = nn.Sequential(
-            K.RandomResizedCrop(size, scale=scale, ratio=(3 / 4, 4 / 3), resample="BICUBIC"),
-            K.RandomHorizontalFlip(p=0.5),
+            K.RandomResizedCrop(size, scale=self.crop.scale, ratio=self.crop.ratio, resample="BICUBIC"),
+            K.RandomHorizontalFlip(p=self.crop.flip_p),
         )
         self.colour = nn.Sequential(
             K.ColorJitter(0.4, 0.4, 0.2, 0.1, p=0.8),
@@ -139,7 +175,17 @@ class BYOLAugmentation(nn.Module):
             ``(B, C, image_size[0], image_size[1])`` in [0, 1].
         """
         # Bicubic resampling overshoots; clip before the colour operations.
-        x = self.geometric(x).clamp_(0.0, 1.0)
+        return self.photometric(self.geometric(x).clamp_(0.0, 1.0))
+
+    def photometric(self, x: torch.Tensor) -> torch.Tensor:
+        """The view's colour part alone, for views already cropped and flipped (by a loader).
+
+        Args:
+            x: ``(B, C, H, W)`` float images in [0, 1].
+
+        Returns:
+            The same shape, in [0, 1], each image with its own draws.
+        """
         channels = x.shape[1]
         if channels == 3:
             x = self.colour(x)

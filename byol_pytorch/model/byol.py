@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import Normalize, as_size, default_augmentations
+from .augment import BYOLAugmentation, CropSpec, Normalize, as_size, default_augmentations
 from .ema import BufferMode, copy_weights_, cosine_tau, ema_update_
 from .encoder import (
     HiddenLayer,
@@ -98,6 +98,13 @@ class BYOL(nn.Module):
     predictor) and the target network (an exponential moving average of the
     online encoder and projector) on them, and returns the symmetric BYOL loss.
     After each optimiser step call :meth:`update_moving_average`.
+
+    Views cropped elsewhere (by a ``DataLoader``, from the whole photo: see
+    :class:`byol_pytorch.data.LoaderCrops`) are passed as
+    ``learner(views=(view_1, view_2))``; the module then draws only the
+    photometric part of the paper's two pipelines (colour jitter, grayscale,
+    blur, solarize), per image, on the views' device. :attr:`crop_spec` is the
+    geometric part such a loader should draw.
 
     Args:
         net: any image network taking ``(B, C, H, W)`` images. Its parameters
@@ -211,6 +218,8 @@ class BYOL(nn.Module):
         self.register_load_state_dict_post_hook(_read_ema_step)
 
         default_1, default_2 = default_augmentations(self.image_size, crop_scale)
+        self.crop_spec: CropSpec = default_1.crop
+        self.takes_views = augment_fn is None and augment_fn2 is None
         self.augment1: Augment = augment_fn if augment_fn is not None else default_1
         self.augment2: Augment = augment_fn2 or augment_fn or default_2
         if normalize is None:
@@ -314,6 +323,31 @@ class BYOL(nn.Module):
                 )
         return x
 
+    def _check_batch(self, batch: int) -> None:
+        if self.training and batch < 2:
+            raise ValueError(
+                f"a training batch needs at least 2 images (the heads use batch norm), got {batch}; "
+                "drop the last incomplete batch (DataLoader(drop_last=True))"
+            )
+
+    def _photometric_views(self, views: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The colour part of both built-in pipelines on views a loader has cropped."""
+        if not self.takes_views:
+            raise ValueError("views= draws the built-in photometric augmentation, but augment_fn/augment_fn2 "
+                             "replaced the pipelines; pass images x so that your augmentation runs")
+        if not isinstance(views, Sequence) or len(views) != 2:
+            raise TypeError(f"views must be a pair (view_1, view_2) of image batches, got {type(views).__name__}")
+        first, second = (self._check_input(v) for v in views)
+        expected = (*first.shape[:2], *self.image_size)
+        if tuple(first.shape) != expected or tuple(second.shape) != expected:
+            raise ValueError(f"both views must have shape (B, C, {self.image_size[0]}, {self.image_size[1]}) "
+                             f"(image_size), got {tuple(first.shape)} and {tuple(second.shape)}")
+        self._check_batch(first.shape[0])
+        augment1, augment2 = self.augment1, self.augment2
+        assert isinstance(augment1, BYOLAugmentation) and isinstance(augment2, BYOLAugmentation)
+        with torch.autocast(device_type=first.device.type, enabled=False):
+            return self._prepare(augment1.photometric(first)), self._prepare(augment2.photometric(second))
+
     def _prepare(self, views: torch.Tensor) -> torch.Tensor:
         if self.normalize is not None:
             views = self.normalize(views)
@@ -332,15 +366,18 @@ class BYOL(nn.Module):
 
     def forward(
         self,
-        x: torch.Tensor,
+        x: torch.Tensor | None = None,
         return_embedding: bool = False,
         return_projection: bool = True,
         return_details: bool = False,
+        *,
+        views: Sequence[torch.Tensor] | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | BYOLOutput:
         """The BYOL loss of a batch, or its embeddings.
 
         Args:
             x: ``(B, C, H, W)`` images, float in [0, 1] (uint8 is scaled).
+                Both views are drawn from it on its device.
             return_embedding: return ``(projection, embedding)`` of the
                 un-augmented images (normalised as the training views are)
                 instead of the loss.
@@ -348,27 +385,33 @@ class BYOL(nn.Module):
                 the embedding ``(B, D)`` alone.
             return_details: return a :class:`BYOLOutput` with a collapse
                 monitor beside the loss.
+            views: instead of ``x``: ``(view_1, view_2)``, each ``(B, C, *image_size)``
+                (uint8 or float in [0, 1]), already cropped and flipped; only
+                the photometric part of the built-in pipelines is drawn.
 
         Returns:
             The scalar loss; or ``(projection (B, P), embedding (B, D))``; or
             the embedding; or a :class:`BYOLOutput`.
         """
-        x = self._check_input(x)
-        if return_embedding:
-            embedding = self.online_encoder(self._prepare(x))
-            if not return_projection:
-                return embedding
-            return self.online_projector(embedding), embedding
-
-        if self.training and x.shape[0] < 2:
-            raise ValueError(
-                f"a training batch needs at least 2 images (the heads use batch norm), got {x.shape[0]}; "
-                "drop the last incomplete batch (DataLoader(drop_last=True))"
-            )
-        # Augment in full precision: autocast would run kornia's filters in bf16/fp16.
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            view_1 = self._prepare(self.augment1(x))
-            view_2 = self._prepare(self.augment2(x))
+        if views is not None:
+            if x is not None or return_embedding:
+                raise ValueError("pass either images x or views=(view_1, view_2), not both; "
+                                 "embeddings are taken from images x")
+            view_1, view_2 = self._photometric_views(views)
+        else:
+            if x is None:
+                raise TypeError("expected images x (B, C, H, W) or views=(view_1, view_2), got neither")
+            x = self._check_input(x)
+            if return_embedding:
+                embedding = self.online_encoder(self._prepare(x))
+                if not return_projection:
+                    return embedding
+                return self.online_projector(embedding), embedding
+            self._check_batch(x.shape[0])
+            # Augment in full precision: autocast would run kornia's filters in bf16/fp16.
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                view_1 = self._prepare(self.augment1(x))
+                view_2 = self._prepare(self.augment2(x))
 
         if self.concat_views:
             rep, proj, pred = self._online(torch.cat([view_1, view_2]))

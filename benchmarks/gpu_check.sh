@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The CUDA check of the data path, in a few minutes on one GPU (runs anywhere; the figures mean something on CUDA):
+#   1. the device-decoding tests (their cuda cases) and the learner on CUDA;
+#   2. ResNet-50 at 224 px, bf16, channels-last, BYOL from a folder of photo-sized
+#      JPEGs (built from scikit-image's photographs, nothing downloaded), augmentation
+#      included, once with the workers decoding and once with --gpu-decode.
+# Prints images/s (steps after the warm-up) and the share of the loop spent waiting
+# for data, and writes them to $OUT/gpu_check.json (or ./gpu_check.json).
+# Needs the test extra (pip install -e ".[test]": pytest, scikit-image).
+#
+#   bash benchmarks/gpu_check.sh              # batch 256, 30 steps each
+#   STEPS=60 BATCH=192 bash benchmarks/gpu_check.sh
+#   MODEL=resnet18 SIZE=64 STEPS=10 BATCH=4 FILES=16 bash benchmarks/gpu_check.sh   # smoke run, any machine
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+STEPS=${STEPS:-30}
+BATCH=${BATCH:-256}
+FILES=${FILES:-1024}
+MODEL=${MODEL:-resnet50}
+SIZE=${SIZE:-224}
+WORK=$(mktemp -d)
+RESULTS=${OUT:-.}/gpu_check.json
+trap 'rm -rf "$WORK"' EXIT
+
+if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; fi
+echo "== cuda tests (skipped without a GPU)"
+PYTHONPATH=$PWD $PY -m pytest tests/test_gpu_decode.py tests/test_byol.py::test_runs_on_cuda -q -W ignore::DeprecationWarning
+
+echo "== building $FILES JPEGs"
+PYTHONPATH=$PWD $PY - "$WORK/photos" "$FILES" <<'PYEOF'
+import sys
+from pathlib import Path
+sys.path.insert(0, "benchmarks")
+from bench_data import build_folder
+build_folder(Path(sys.argv[1]), int(sys.argv[2]))
+PYEOF
+
+run() {  # name, extra flags...
+  local name=$1; shift
+  echo "== $MODEL, $SIZE px, batch $BATCH, bf16, channels-last: $name"
+  PYTHONPATH=$PWD $PY -m byol_pytorch train --data "$WORK/photos" --model "$MODEL" --image-size "$SIZE" \
+    --batch-size "$BATCH" --num-train-steps "$STEPS" --mixed-precision bf16 --channels-last --no-final-eval \
+    --no-progress --log-every 5 --checkpoint-every 100000 --out "$WORK/run_$name" "$@" | tail -n 2
+}
+run workers
+run gpu_decode --gpu-decode
+
+PYTHONPATH=$PWD $PY - "$WORK" "$RESULTS" "$BATCH" <<'PYEOF'
+import json, sys
+from pathlib import Path
+work, out, batch = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+import torch
+result = {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "batch": batch}
+for name in ("workers", "gpu_decode"):
+    records = [json.loads(line) for line in (work / f"run_{name}" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r for r in records if "loss" in r]
+    steady = losses[1:] or losses  # the first interval holds cuDNN's warm-up
+    seconds = sum(5 * batch / r["images_per_second"] for r in steady)
+    summary = json.loads((work / f"run_{name}" / "summary.json").read_text())
+    result[name] = {"images_per_second": round(5 * batch * len(steady) / seconds, 1),
+                    "data_wait_fraction": round(sum(r["data_wait_s"] for r in steady) / seconds, 4),
+                    "whole_run_images_per_second": summary["images_per_second"]}
+    print(f"{name}: {result[name]['images_per_second']} images/s after warm-up, "
+          f"{100 * result[name]['data_wait_fraction']:.1f} % of the loop waiting for data")
+out.write_text(json.dumps(result, indent=2))
+print(f"written to {out}")
+PYEOF

@@ -1,0 +1,78 @@
+"""Batched device decoding of JPEGs (byol_pytorch/data/gpu_decode.py); on CPU here, on CUDA where there is one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from byol_pytorch import CropSpec, ImageFolderDataset, LoaderCrops
+from byol_pytorch.data import CroppedViews, collate_views
+from byol_pytorch.data.crops import EncodedViews
+from byol_pytorch.data.gpu_decode import collate_encoded, decode_views
+
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device")])]
+
+
+def _smooth_photos(folder: Path) -> Path:
+    folder.mkdir()
+    y, x = np.mgrid[0:60, 0:80]
+    for i in range(3):
+        array = np.stack([x * 3 + i * 10, y * 4, (x + y) * 2], axis=-1).clip(0, 255).astype(np.uint8)
+        Image.fromarray(array).save(folder / f"{i}.jpg", quality=95)
+    Image.fromarray(np.full((60, 80, 3), 90, np.uint8)).save(folder / "3.png")  # not a JPEG: cropped in the worker
+    return folder
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_decoding_gives_the_workers_views(tmp_path: Path, device: str) -> None:
+    folder = _smooth_photos(tmp_path / "photos")
+    spec = CropSpec.paper(16)
+    on_cpu = ImageFolderDataset(folder, 16, views=LoaderCrops(spec, seed=3))
+    encoded = ImageFolderDataset(folder, 16, views=LoaderCrops(spec, seed=3, encoded_jpegs=True))
+    items = [encoded[i] for i in range(4)]
+    assert [type(item) for item in items] == [EncodedViews] * 3 + [CroppedViews]
+    views = decode_views(collate_encoded(items), (16, 16), device)
+    expected = collate_views([on_cpu[i] for i in range(4)])
+    for got, want in zip(views, expected):
+        assert got.dtype == torch.uint8 and got.device.type == device and got.shape == (4, 3, 16, 16)
+        # Same crops; the resamplers differ (PIL in the worker, torch here) by a few grey levels.
+        assert (got.cpu().float() - want.float()).abs().mean() < 6
+
+
+def test_a_file_that_fails_to_decode_takes_another_images_views(tmp_path: Path) -> None:
+    folder = _smooth_photos(tmp_path / "photos")
+    encoded = ImageFolderDataset(folder, 16, views=LoaderCrops(CropSpec.paper(16), encoded_jpegs=True))
+    items = [encoded[i] for i in range(3)]
+    items[1] = EncodedViews(items[1].data[:200], items[1].boxes)  # truncated after the header
+    views = decode_views(collate_encoded(items), (16, 16), "cpu")
+    assert views.view_1.shape == (3, 3, 16, 16)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_trainer_decodes_jpegs_on_the_device(tmp_path: Path, device: str) -> None:
+    from accelerate.state import AcceleratorState
+
+    from byol_pytorch import BYOLTrainer
+
+    from .conftest import tiny_cnn
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
+    AcceleratorState._reset_state(reset_partial_state=True)
+    try:
+        trainer = BYOLTrainer(tiny_cnn(), ImageFolderDataset(folder, 16), 16, gpu_decode=True, num_train_steps=2,
+                              batch_size=4, num_workers=0, hidden_layer="flatten", projection_size=8,
+                              projection_hidden_size=16, progress=False, mixed_precision="no",
+                              output_dir=str(tmp_path / "run"), accelerator_kwargs={"cpu": device == "cpu"})
+        trainer()
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert trainer.step == 2 and all(np.isfinite(r["loss"]) for r in trainer.history if "loss" in r)
