@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -32,7 +33,13 @@ from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
 from .model import BYOL
 from .optim import build_optimizer, optimizer_class, scaled_learning_rate, warmup_cosine
-from .runtime import convert_sync_batchnorm, gather_rng_states, resolve_mixed_precision, restore_rng_state
+from .runtime import (
+    broadcast_bytes,
+    convert_sync_batchnorm,
+    gather_rng_states,
+    resolve_mixed_precision,
+    restore_rng_state,
+)
 from .trainer_kwargs import (
     accelerator_arguments,
     check_optimizer_kwargs,
@@ -308,8 +315,47 @@ class BYOLTrainer:
             return path
         return None
 
-    def _load(self, path: Path, optimizer: Any) -> tuple[int, int]:
-        state = safe_load(path)
+    def _shared_resume(self) -> tuple[Path | None, dict[str, Any] | None]:
+        """The checkpoint to resume from and its contents, the same on every process.
+
+        The main process alone looks at the run folder and decides; the file's
+        bytes are then broadcast, so machines that do not share its filesystem
+        resume from the same step with the same state (every process's random
+        state included) instead of starting over.
+
+        Raises:
+            FileNotFoundError: the checkpoint asked for does not exist (on every process).
+            ValueError: the checkpoint asked for is corrupt (on every process).
+        """
+        if not self.config.resume:
+            return None, None
+        acc = self.accelerator
+        decision: dict[str, Any] = {}
+        data = None
+        if acc.is_main_process:
+            try:
+                path = self._resume_path()
+            except (FileNotFoundError, ValueError) as err:
+                decision = {"error": type(err).__name__, "message": str(err)}
+            else:
+                decision = {"path": None if path is None else str(path)}
+                if path is not None and acc.num_processes > 1:
+                    data = path.read_bytes()
+        if acc.num_processes > 1:
+            decision = json.loads(broadcast_bytes(acc, json.dumps(decision).encode()))
+        if "error" in decision:
+            cls = FileNotFoundError if decision["error"] == "FileNotFoundError" else ValueError
+            raise cls(decision["message"])
+        if decision["path"] is None:
+            return None, None
+        path = Path(decision["path"])
+        if acc.num_processes == 1:
+            return path, safe_load(path)
+        # Every process, the main one included, loads the very bytes that were sent.
+        data = broadcast_bytes(acc, data)
+        return path, torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+    def _load(self, state: dict[str, Any], optimizer: Any) -> tuple[int, int]:
         self.accelerator.unwrap_model(self._model).load_state_dict(state["learner"])
         optimizer.load_state_dict(state["optimizer"])
         if "scheduler" in state:
@@ -360,10 +406,11 @@ class BYOLTrainer:
         if c.compile:
             model = torch.compile(model)
         epoch = batch_in_epoch = 0
-        resume_from = self._resume_path()
-        if resume_from is not None:
-            epoch, batch_in_epoch = self._load(resume_from, optimizer)
-            acc.print(f"resumed from {resume_from} at step {self.step}")
+        resume_from, resume_state = self._shared_resume()
+        if resume_state is not None:
+            epoch, batch_in_epoch = self._load(resume_state, optimizer)
+            where = f" (the main process's choice, sent to all {acc.num_processes})" if acc.num_processes > 1 else ""
+            acc.print(f"resumed from {resume_from} at step {self.step}{where}")
         learner = acc.unwrap_model(self._model)
         logger = RunLogger(self, acc, start_step=self.step)
         try:

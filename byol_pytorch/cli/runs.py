@@ -119,6 +119,29 @@ def check_run_dir(run_dir: Path, resume: Any) -> dict[str, Any] | None:
     return None
 
 
+def check_run_dir_on_main(run_dir: Path, resume: Any) -> dict[str, Any] | None:
+    """:func:`check_run_dir` as the main process sees the folder, its verdict on every process.
+
+    Only the main process writes the run folder; on machines that share no
+    filesystem with it the folder may be missing or stale, so theirs is not
+    asked. Every process raises the main process's error, or resumes the run
+    description it read.
+    """
+    state = process_state()
+    if state.num_processes == 1:
+        return check_run_dir(run_dir, resume)
+    verdict: dict[str, Any] = {}
+    if state.is_main_process:
+        try:
+            verdict = {"previous": check_run_dir(run_dir, resume)}
+        except CLIError as err:
+            verdict = {"error": str(err)}
+    verdict = shared_value(verdict)
+    if "error" in verdict:
+        raise CLIError(verdict["error"])
+    return verdict["previous"]
+
+
 def run_spec(args: argparse.Namespace, previous: dict[str, Any] | None,
               device_type: str) -> tuple[dict[str, Any], nn.Module]:
     """The run description and its freshly initialised network.

@@ -16,7 +16,7 @@ from ..runtime import set_cpu_threads
 from .common import PROG, CLIError, first_line, write_json
 from .datasets import EvaluationSets, evaluation_sets, image_folder
 from .flags import config_options
-from .runs import check_run_dir, process_state, resolve_run_dir, run_spec
+from .runs import check_run_dir_on_main, process_state, resolve_run_dir, run_spec
 from .scoring import monitor_baseline, score_backbones, score_table
 
 # The views ``--augment`` chooses from; ``auto`` is ``digits`` on the built-in digits, else ``paper``.
@@ -32,7 +32,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = _checked_options(args)
     state = process_state()
     run_dir = resolve_run_dir(args)
-    previous = check_run_dir(run_dir, options["resume"])
+    previous = check_run_dir_on_main(run_dir, options["resume"])
     spec, net = run_spec(args, previous, state.device.type)
     size = spec["image_size"]
     train_set = (DigitsDataset(size, split="train") if digits
