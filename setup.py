@@ -17,6 +17,8 @@ setup(
         "torchvision>=0.16",
         "kornia>=0.7",
         "accelerate>=0.26",
+        # net.safetensors next to net.pt (accelerate needs it too).
+        "safetensors>=0.4",
         # The built-in demo dataset (real handwritten digits shipped inside the package).
         "scikit-learn>=1.2",
         "matplotlib>=3.6",

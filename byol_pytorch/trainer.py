@@ -31,6 +31,7 @@ from .config import TrainerConfig
 from .data import collate_images
 from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
+from .export import save_network
 from .model import BYOL
 from .optim import build_optimizer, optimizer_class, scaled_learning_rate, warmup_cosine
 from .runtime import (
@@ -268,7 +269,7 @@ class BYOLTrainer:
                 "set max_grad_norm or try mixed_precision='no'", name, self.step)
 
     def save_checkpoint(self, optimizer: Any, epoch: int, batch_in_epoch: int) -> Path | None:
-        """Writes the full training state and ``net.pt`` (main process only); returns the path.
+        """Writes the full training state, ``net.pt`` and ``net.safetensors`` (main process only); returns the path.
 
         Raises:
             NonFiniteStateError: a tensor of the state is not finite; nothing is written.
@@ -283,8 +284,7 @@ class BYOLTrainer:
             return None
         path = atomic_save(self._state(optimizer, epoch, batch_in_epoch, rng),
                            self.output_dir / checkpoint_name(self.step))
-        atomic_save({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()},
-                    self.output_dir / "net.pt")
+        save_network(self.net.state_dict(), self.output_dir)
         prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
         return path
 

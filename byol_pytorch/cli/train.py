@@ -158,6 +158,6 @@ def _finish(args: argparse.Namespace, trainer: Any, spec: dict[str, Any], eval_s
         print(score_table(scores))
     elif args.final_eval:
         print("(no labelled images to score the representation on: pass --eval-data LABELLED_DIR)")
-    print(f"wrote {run_dir}/net.pt (state_dict of the network), summary.json, report.png; "
+    print(f"wrote {run_dir}/net.pt and net.safetensors (the network's state_dict), summary.json, report.png; "
           f"later: {PROG} eval --checkpoint {run_dir}")
     return 0
