@@ -2,6 +2,19 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# What byol-pytorch works with beyond torchvision; the tests install and exercise each.
+ECOSYSTEM = {
+    "timm": ["timm>=0.9"],
+    "transformers": ["transformers>=4.40"],
+    "tensorboard": ["tensorboard>=2.10"],
+    "parquet": ["pyarrow>=12"],
+}
+EXTRAS = {
+    **ECOSYSTEM,
+    "all": sorted({req for reqs in ECOSYSTEM.values() for req in reqs}),
+    "test": ["pytest>=7", *sorted({req for reqs in ECOSYSTEM.values() for req in reqs})],
+}
+
 setup(
     name="byol-pytorch",
     version="0.1.0",
@@ -24,7 +37,7 @@ setup(
         "matplotlib>=3.6",
         "tqdm>=4.60",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require=EXTRAS,
     entry_points={"console_scripts": ["byol-pytorch=byol_pytorch.cli:main"]},
     classifiers=[
         "License :: OSI Approved :: MIT License",

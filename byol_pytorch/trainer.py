@@ -144,9 +144,11 @@ class BYOLTrainer:
         })
         if accelerator is None:
             multi = accelerator_is_distributed()
-            unused = multi and self.learner.online_encoder.mode == "hook"
+            # Only a traced graph drops the layers after the hidden one; otherwise (a hook, timm's
+            # pre-logits, one field of a transformers output) the classifier's parameters get no gradient.
+            unused = multi and self.learner.online_encoder.mode not in ("traced", "output")
             if unused:
-                warnings.warn("the network could not be traced, so layers after the hidden layer keep "
+                warnings.warn("the network is not cut at the hidden layer, so layers after it keep "
                               "parameters without gradients; DDP will search for unused parameters (slower)")
             on_cpu = accelerator_overrides.get("cpu") or not torch.cuda.is_available()
             accelerator = Accelerator(**accelerator_arguments({
