@@ -41,6 +41,7 @@ from .runtime import (
     resolve_mixed_precision,
     restore_rng_state,
 )
+from .trackers import check_trackers
 from .trainer_kwargs import (
     accelerator_arguments,
     check_optimizer_kwargs,
@@ -124,6 +125,7 @@ class BYOLTrainer:
         self.optimizer_kwargs = merge_optimizer_kwargs(optimizer_kwargs, options)
         accelerator_overrides = merge_accelerator_kwargs(accelerator_kwargs, options)
         self.config = config = TrainerConfig.from_kwargs(**options)
+        check_trackers(config.log_with if accelerator is None else None)
         check_optimizer_kwargs(optimizer_class(optimizer_klass or config.optimizer), self.optimizer_kwargs)
         self.net, self.dataset, self.eval_dataset = net, dataset, eval_dataset
         self.output_dir = Path(config.output_dir)

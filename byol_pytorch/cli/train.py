@@ -13,6 +13,7 @@ from ..config import TrainerConfig
 from ..data import DigitsDataset
 from ..model import digit_augmentations
 from ..runtime import set_cpu_threads
+from ..trackers import check_trackers
 from .common import PROG, CLIError, first_line, write_json
 from .datasets import EvaluationSets, evaluation_sets, image_folder
 from .flags import config_options
@@ -108,6 +109,10 @@ def _checked_options(args: argparse.Namespace) -> dict[str, Any]:
         if field in {f.name for f in dataclasses.fields(TrainerConfig)}:
             message = "--" + field.replace("_", "-") + message[len(field):]
         raise CLIError(message) from err
+    try:
+        check_trackers(options["log_with"])
+    except ValueError as err:
+        raise CLIError("--log-with" + first_line(err).removeprefix("log_with")) from err
     return options
 
 
