@@ -34,6 +34,7 @@ from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
 from .export import save_network
 from .model import BYOL
 from .optim import build_optimizer, optimizer_class, scaled_learning_rate, warmup_cosine
+from .probe import OnlineProbe, count_classes
 from .runtime import (
     broadcast_bytes,
     convert_sync_batchnorm,
@@ -69,6 +70,11 @@ class BYOLTrainer:
         image_size: side of the augmented views, int or ``(height, width)``.
         eval_dataset: a labelled dataset for the periodic kNN monitor
             (``knn_every``); half of it is the memory bank, half the queries.
+        probe_dataset: labelled images for an online linear probe: a linear
+            classifier on the detached representation, one step of its own
+            Adam per training step (main process), scored on ``eval_dataset``
+            every ``knn_every`` steps and at the end (``probe_top1``). It
+            changes nothing of the BYOL run (see :mod:`byol_pytorch.probe`).
         optimizer_klass: any ``torch.optim.Optimizer`` class, used instead of
             ``optimizer``.
         augment_fn: replaces view 1's augmentation (see :class:`BYOL`).
@@ -105,6 +111,7 @@ class BYOLTrainer:
         image_size: int | tuple[int, int],
         *,
         eval_dataset: Dataset | None = None,
+        probe_dataset: Dataset | None = None,
         optimizer_klass: type[torch.optim.Optimizer] | None = None,
         augment_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
         augment_fn2: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -128,6 +135,10 @@ class BYOLTrainer:
         check_trackers(config.log_with if accelerator is None else None)
         check_optimizer_kwargs(optimizer_class(optimizer_klass or config.optimizer), self.optimizer_kwargs)
         self.net, self.dataset, self.eval_dataset = net, dataset, eval_dataset
+        if probe_dataset is not None and eval_dataset is None:
+            raise ValueError("probe_dataset was given without eval_dataset; the probe is scored on eval_dataset")
+        self.probe_dataset = probe_dataset
+        self._probe: OnlineProbe | None = None
         self.output_dir = Path(config.output_dir)
         if not config.resume and list_checkpoints(self.output_dir):
             raise FileExistsError(
@@ -227,6 +238,8 @@ class BYOLTrainer:
         }
         if self.accelerator.scaler is not None:
             state["scaler"] = self.accelerator.scaler.state_dict()
+        if self._probe is not None:
+            state["probe"] = self._probe.state_dict()
         return state
 
     def sync_buffers(self) -> None:
@@ -416,6 +429,7 @@ class BYOLTrainer:
             where = f" (the main process's choice, sent to all {acc.num_processes})" if acc.num_processes > 1 else ""
             acc.print(f"resumed from {resume_from} at step {self.step}{where}")
         learner = acc.unwrap_model(self._model)
+        self._probe = self._build_probe(learner, (resume_state or {}).get("probe"))
         logger = RunLogger(self, acc, start_step=self.step)
         try:
             while self.step < c.num_train_steps:
@@ -442,6 +456,11 @@ class BYOLTrainer:
                         logger.log(self.step, lr, tau)
                     if c.knn_every and self.eval_dataset is not None and self.step % c.knn_every == 0:
                         logger.log_knn(self.step, self.knn_accuracy())
+                    if self._probe is not None:
+                        loss = self._probe.train_step(learner, acc.device)
+                        if c.knn_every and self.step % c.knn_every == 0 or self.step == c.num_train_steps:
+                            logger.log_probe(self.step, self._probe.accuracy(learner, self.eval_dataset, acc.device),
+                                             loss)
                     if self.step % c.checkpoint_every == 0 or self.step == c.num_train_steps:
                         logger.check_finite(self.step)
                         self.save_checkpoint(optimizer, epoch, batch_in_epoch)
@@ -467,6 +486,18 @@ class BYOLTrainer:
                       f"(each named above when first met); training used the other {len(self.dataset) - skipped}")
         acc.end_training()
         return self.net
+
+    def _build_probe(self, learner: BYOL, state: dict[str, Any] | None) -> OnlineProbe | None:
+        """The online linear probe (main process only), continued from ``state`` when resuming."""
+        if self.probe_dataset is None or not self.accelerator.is_main_process:
+            return None
+        with torch.random.fork_rng(devices=[]):  # reading the labels draws nothing from the run's RNG
+            classes = count_classes(self.probe_dataset)
+        probe = OnlineProbe(learner.representation_dim, classes, self.probe_dataset, self.config.batch_size,
+                            self.config.seed, device=self.accelerator.device)
+        if state is not None:
+            probe.load_state_dict(state)
+        return probe
 
     def knn_accuracy(self) -> float:
         """kNN top-1 of the current online encoder on ``eval_dataset`` (half bank, half queries)."""
