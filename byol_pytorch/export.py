@@ -40,11 +40,18 @@ def plain_tensors(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def save_safetensors(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Writes the tensors of ``state`` to ``path`` in the safetensors format, atomically."""
+def save_safetensors(state: Mapping[str, Any], path: str | os.PathLike[str],
+                     metadata: Mapping[str, str] | None = None) -> Path:
+    """Writes the tensors of ``state`` to ``path`` in the safetensors format, atomically.
+
+    Args:
+        state: names to tensors (other entries are left out with a warning).
+        path: the file to write.
+        metadata: strings for the file's header, besides ``format: pt``.
+    """
     from safetensors.torch import save
 
-    data = save(plain_tensors(state), metadata={"format": "pt"})
+    data = save(plain_tensors(state), metadata={"format": "pt", **(metadata or {})})
     return atomic_write(path, lambda handle: handle.write(data))
 
 
