@@ -86,3 +86,11 @@ def test_two_machines_train_resume_and_end_identical(tmp_path: Path) -> None:
     assert not machine1.exists()
     saved = torch.load(machine0 / "net.pt", weights_only=True)
     assert_same_state(saved, ranks[0]["net"])
+
+    # Without --resume the main process's folder decides: both machines stop with its one-line error
+    # (machine 1, which has no such folder, would otherwise start training and wait for machine 0 forever).
+    refused = launch_two_machines(tmp_path, "--steps", "6")
+    for rank, result in enumerate(refused):
+        assert result.returncode != 0, f"machine {rank} trained into an existing run folder"
+        assert "byol-pytorch: error: run folder run already exists; pass --resume" in result.stderr, result.stderr
+    assert list_checkpoints(machine0)[-1].name == "checkpoint-00000006.pt" and not machine1.exists()
