@@ -35,7 +35,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch_two_machines(root: Path, *extra: str) -> list[subprocess.CompletedProcess]:
+def launch_two_machines(root: Path, *extra: str, stop_at: int = 0) -> list[subprocess.CompletedProcess]:
     """Runs the command line as machine 0 in ``root/m0`` and machine 1 in ``root/m1``; waits for both."""
     port = _free_port()
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
@@ -49,7 +49,8 @@ def launch_two_machines(root: Path, *extra: str) -> list[subprocess.CompletedPro
                    "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
                    str(SCRIPT), *TRAIN, *extra]
         running.append(subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, env={**env, "BYOL_DUMP": str(root / "dump")}))
+                                        text=True, env={**env, "BYOL_DUMP": str(root / "dump"),
+                                                                  "BYOL_STOP_AT": str(stop_at)}))
     done = []
     try:
         for process in running:
@@ -63,16 +64,15 @@ def launch_two_machines(root: Path, *extra: str) -> list[subprocess.CompletedPro
 
 
 def test_two_machines_train_resume_and_end_identical(tmp_path: Path) -> None:
-    fresh = launch_two_machines(tmp_path, "--steps", "4")
-    for rank, result in enumerate(fresh):
-        assert result.returncode == 0, f"machine {rank}: {result.stderr[-3000:]}"
+    interrupted = launch_two_machines(tmp_path, "--steps", "6", stop_at=4)
+    for rank, result in enumerate(interrupted):
+        assert result.returncode != 0, f"machine {rank} was not interrupted"
+    assert "interrupted; continue with: byol-pytorch train --out run --resume" in interrupted[0].stderr
     machine0, machine1 = tmp_path / "m0" / "run", tmp_path / "m1" / "run"
     # Only the global main process writes the run folder.
     assert [p.name for p in list_checkpoints(machine0)] == ["checkpoint-00000002.pt", "checkpoint-00000004.pt"]
-    assert {"net.pt", "run.json", "metrics.jsonl", "summary.json"} <= {p.name for p in machine0.iterdir()}
+    assert {"net.pt", "net.safetensors", "run.json", "metrics.jsonl"} <= {p.name for p in machine0.iterdir()}
     assert not machine1.exists()
-    ranks = [torch.load(tmp_path / "dump" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
-    assert_same_state(ranks[0]["net"], ranks[1]["net"])
 
     resumed = launch_two_machines(tmp_path, "--steps", "6", "--resume")
     for rank, result in enumerate(resumed):
@@ -84,8 +84,11 @@ def test_two_machines_train_resume_and_end_identical(tmp_path: Path) -> None:
     assert_same_state(ranks[0]["net"], ranks[1]["net"])
     assert list_checkpoints(machine0)[-1].name == "checkpoint-00000006.pt"
     assert not machine1.exists()
-    saved = torch.load(machine0 / "net.pt", weights_only=True)
-    assert_same_state(saved, ranks[0]["net"])
+    assert_same_state(torch.load(machine0 / "net.pt", weights_only=True), ranks[0]["net"])
+    # And the resumed run is the uninterrupted one: every process continued its own random stream.
+    whole = launch_two_machines(tmp_path / "whole", "--steps", "6")
+    assert all(result.returncode == 0 for result in whole), whole[0].stderr[-3000:] + whole[1].stderr[-3000:]
+    assert_same_state(torch.load(tmp_path / "whole" / "dump" / "rank1.pt", weights_only=True)["net"], ranks[1]["net"])
 
     # Without --resume the main process's folder decides: both machines stop with its one-line error
     # (machine 1, which has no such folder, would otherwise start training and wait for machine 0 forever).

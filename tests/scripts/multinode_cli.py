@@ -3,7 +3,8 @@
 Run by tests/test_multinode.py as one of two "machines" on localhost. After
 training, every process writes its network and its step to
 ``$BYOL_DUMP/rank<R>.pt``, outside its run folder, so the test can compare
-machines that share no filesystem.
+machines that share no filesystem. ``$BYOL_STOP_AT=N`` interrupts every
+process right after the step-N checkpoint.
 """
 
 import os
@@ -28,6 +29,18 @@ def _train_and_dump(self: BYOLTrainer) -> torch.nn.Module:
     return net
 
 
+_save = BYOLTrainer.save_checkpoint
+
+
+def _save_then_stop(self: BYOLTrainer, *args: object) -> object:
+    """Saves, then interrupts every process at step ``$BYOL_STOP_AT`` as a Ctrl-C would."""
+    path = _save(self, *args)
+    if self.step == int(os.environ.get("BYOL_STOP_AT", "0")):
+        raise KeyboardInterrupt
+    return path
+
+
 if __name__ == "__main__":
     BYOLTrainer.__call__ = _train_and_dump
+    BYOLTrainer.save_checkpoint = _save_then_stop
     sys.exit(main(sys.argv[1:]))
