@@ -93,3 +93,15 @@ def test_trainer_and_command_line_refuse_a_tracker_that_cannot_run_before_traini
     assert err == ("byol-pytorch: error: --log-with 'tensorboard' needs the tensorboard package, which is not "
                    "installed: pip install tensorboard")
     assert not (tmp_path / "cli").exists()
+
+
+def test_command_line_log_with_tensorboard_writes_an_event_file(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "run"
+    assert main(["train", "--log-with", "tensorboard", "--steps", "2", "--batch-size", "8", "--image-size", "16",
+                 "--num-workers", "0", "--projection-hidden-size", "32", "--knn-every", "2", "--log-every", "1",
+                 "--mixed-precision", "no", "--threads", "1", "--no-small-image-stem", "--no-progress",
+                 "--no-final-eval", "--out", str(run)]) == 0
+    scalars = read_scalars(run)
+    assert sorted(scalars["loss"]) == [1, 2] and sorted(scalars["knn_top1"]) == [2]
+    assert {"lr", "tau", "representation_std"} <= scalars.keys()
