@@ -2,6 +2,20 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# What byol-pytorch works with beyond torchvision; the tests install and exercise each.
+ECOSYSTEM = {
+    "timm": ["timm>=0.9"],
+    "transformers": ["transformers>=4.40"],
+    "tensorboard": ["tensorboard>=2.10"],
+    "parquet": ["pyarrow>=12"],
+}
+EXTRAS = {
+    **ECOSYSTEM,
+    "all": sorted({req for reqs in ECOSYSTEM.values() for req in reqs}),
+    # scikit-image: its bundled photographs make the JPEG folders of the tests and benchmarks/bench_data.py.
+    "test": ["pytest>=7", "scikit-image>=0.19", *sorted({req for reqs in ECOSYSTEM.values() for req in reqs})],
+}
+
 setup(
     name="byol-pytorch",
     version="0.1.0",
@@ -17,13 +31,14 @@ setup(
         "torchvision>=0.16",
         "kornia>=0.7",
         "accelerate>=0.26",
+        # net.safetensors next to net.pt (accelerate needs it too).
+        "safetensors>=0.4",
         # The built-in demo dataset (real handwritten digits shipped inside the package).
         "scikit-learn>=1.2",
         "matplotlib>=3.6",
         "tqdm>=4.60",
     ],
-    # scikit-image: its bundled photographs make the JPEG folder of benchmarks/bench_data.py.
-    extras_require={"test": ["pytest>=7", "scikit-image>=0.19"]},
+    extras_require=EXTRAS,
     entry_points={"console_scripts": ["byol-pytorch=byol_pytorch.cli:main"]},
     classifiers=[
         "License :: OSI Approved :: MIT License",

@@ -105,6 +105,11 @@ class RunLogger:
         self._write({"step": step, "knn_top1": accuracy, "time": time.time()})
         self.bar.write(f"step {step}: kNN top-1 {accuracy:.4f}") if self.main else None
 
+    def log_probe(self, step: int, accuracy: float, loss: float) -> None:
+        """The online linear probe's top-1 on the evaluation set and its last training loss."""
+        self._write({"step": step, "probe_top1": accuracy, "probe_loss": loss, "time": time.time()})
+        self.bar.write(f"step {step}: online linear probe top-1 {accuracy:.4f}") if self.main else None
+
     def _check_collapse(self, step: int, rep_std: float) -> None:
         if self.healthy_std is None:
             dim = self.acc.unwrap_model(self.trainer._model).representation_dim

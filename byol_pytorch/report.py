@@ -170,12 +170,23 @@ def draw_report(
             ax.legend(fontsize=8, loc="lower right")
 
     ax = axes[1, 1]
-    if _line(ax, records, "knn_top1", "kNN top-1 (monitor)", "accuracy", marker="o"):
+    probe_steps, probe_values = series(records, "probe_top1")
+    knn = bool(series(records, "knn_top1")[0])
+    # Without kNN records but with the probe's, the panel is the probe's alone (no "no knn_top1" note).
+    if (knn or not probe_steps) and _line(ax, records, "knn_top1", "kNN top-1 (monitor)", "accuracy", marker="o"):
         baseline = summary.get("knn_monitor_random_init") if summary else None
         if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
             ax.axhline(baseline, color="tab:gray", ls="--", lw=1, label=f"random init ({baseline:.3f})")
             ax.legend(fontsize=8, loc="lower right")
         ax.set_ylim(0, 1.02)
+    if probe_steps:
+        ax.plot(probe_steps, probe_values, marker="s", lw=1.6, color="tab:orange", label="online linear probe")
+        ax.set_title("kNN top-1 and online linear probe" if knn else "online linear probe top-1")
+        ax.set_xlabel("step")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
 
     _final_scores(axes[1, 2], summary, records)
     if title:

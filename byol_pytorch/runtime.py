@@ -123,6 +123,28 @@ def gather_rng_states(accelerator: Any) -> list[dict[str, Any]]:
     return [torch.load(io.BytesIO(rows[i, :n].numpy().tobytes()), weights_only=True) for i, n in enumerate(lengths)]
 
 
+def broadcast_bytes(accelerator: Any, data: bytes | None) -> bytes:
+    """The main process's ``data`` on every process (a collective: all processes call it).
+
+    Other processes pass ``None``. The bytes travel in two tensor broadcasts (the
+    length, then the bytes), which work across machines that share no filesystem.
+    """
+    from accelerate.utils import broadcast
+
+    if accelerator.num_processes == 1:
+        assert data is not None, "the only process is the main one and must give the bytes"
+        return data
+    device = accelerator.device
+    mine = data if accelerator.is_main_process and data is not None else b""
+    length = broadcast(torch.tensor([len(mine)], dtype=torch.int64, device=device)).item()
+    buffer = torch.zeros(int(length), dtype=torch.uint8, device=device)
+    if accelerator.is_main_process and length:
+        buffer.copy_(torch.frombuffer(bytearray(mine), dtype=torch.uint8))
+    if length:
+        buffer = broadcast(buffer)
+    return buffer.cpu().numpy().tobytes()
+
+
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of :func:`capture_rng_state`."""
     python = state["python"]

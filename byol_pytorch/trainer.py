@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -32,15 +33,19 @@ from .data import CroppedViews, ImageFolderDataset, LoaderCrops, collate_images,
 from .data.gpu_decode import EncodedBatch, collate_encoded, decode_views
 from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
+from .export import save_network
 from .model import BYOL
 from .optim import build_optimizer, optimizer_class, scaled_learning_rate, warmup_cosine
+from .probe import OnlineProbe, count_classes
 from .runtime import (
+    broadcast_bytes,
     convert_sync_batchnorm,
     default_num_workers,
     gather_rng_states,
     resolve_mixed_precision,
     restore_rng_state,
 )
+from .trackers import check_trackers
 from .trainer_kwargs import (
     accelerator_arguments,
     check_optimizer_kwargs,
@@ -72,6 +77,11 @@ class BYOLTrainer:
         image_size: side of the augmented views, int or ``(height, width)``.
         eval_dataset: a labelled dataset for the periodic kNN monitor
             (``knn_every``); half of it is the memory bank, half the queries.
+        probe_dataset: labelled images for an online linear probe: a linear
+            classifier on the detached representation, one step of its own
+            Adam per training step (main process), scored on ``eval_dataset``
+            every ``knn_every`` steps and at the end (``probe_top1``). It
+            changes nothing of the BYOL run (see :mod:`byol_pytorch.probe`).
         optimizer_klass: any ``torch.optim.Optimizer`` class, used instead of
             ``optimizer``.
         augment_fn: replaces view 1's augmentation (see :class:`BYOL`).
@@ -108,6 +118,7 @@ class BYOLTrainer:
         image_size: int | tuple[int, int],
         *,
         eval_dataset: Dataset | None = None,
+        probe_dataset: Dataset | None = None,
         optimizer_klass: type[torch.optim.Optimizer] | None = None,
         augment_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
         augment_fn2: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -128,8 +139,13 @@ class BYOLTrainer:
         self.optimizer_kwargs = merge_optimizer_kwargs(optimizer_kwargs, options)
         accelerator_overrides = merge_accelerator_kwargs(accelerator_kwargs, options)
         self.config = config = TrainerConfig.from_kwargs(**options)
+        check_trackers(config.log_with if accelerator is None else None)
         check_optimizer_kwargs(optimizer_class(optimizer_klass or config.optimizer), self.optimizer_kwargs)
         self.net, self.dataset, self.eval_dataset = net, dataset, eval_dataset
+        if probe_dataset is not None and eval_dataset is None:
+            raise ValueError("probe_dataset was given without eval_dataset; the probe is scored on eval_dataset")
+        self.probe_dataset = probe_dataset
+        self._probe: OnlineProbe | None = None
         self.output_dir = Path(config.output_dir)
         if not config.resume and list_checkpoints(self.output_dir):
             raise FileExistsError(
@@ -148,9 +164,11 @@ class BYOLTrainer:
         })
         if accelerator is None:
             multi = accelerator_is_distributed()
-            unused = multi and self.learner.online_encoder.mode == "hook"
+            # Only a traced graph drops the layers after the hidden one; otherwise (a hook, timm's
+            # pre-logits, one field of a transformers output) the classifier's parameters get no gradient.
+            unused = multi and self.learner.online_encoder.mode not in ("traced", "output")
             if unused:
-                warnings.warn("the network could not be traced, so layers after the hidden layer keep "
+                warnings.warn("the network is not cut at the hidden layer, so layers after it keep "
                               "parameters without gradients; DDP will search for unused parameters (slower)")
             on_cpu = accelerator_overrides.get("cpu") or not torch.cuda.is_available()
             accelerator = Accelerator(**accelerator_arguments({
@@ -261,6 +279,8 @@ class BYOLTrainer:
         }
         if self.accelerator.scaler is not None:
             state["scaler"] = self.accelerator.scaler.state_dict()
+        if self._probe is not None:
+            state["probe"] = self._probe.state_dict()
         return state
 
     def sync_buffers(self) -> None:
@@ -307,7 +327,7 @@ class BYOLTrainer:
                 "set max_grad_norm or try mixed_precision='no'", name, self.step)
 
     def save_checkpoint(self, optimizer: Any, epoch: int, batch_in_epoch: int) -> Path | None:
-        """Writes the full training state and ``net.pt`` (main process only); returns the path.
+        """Writes the full training state, ``net.pt`` and ``net.safetensors`` (main process only); returns the path.
 
         Raises:
             NonFiniteStateError: a tensor of the state is not finite; nothing is written.
@@ -322,8 +342,7 @@ class BYOLTrainer:
             return None
         path = atomic_save(self._state(optimizer, epoch, batch_in_epoch, rng),
                            self.output_dir / checkpoint_name(self.step))
-        atomic_save({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()},
-                    self.output_dir / "net.pt")
+        save_network(self.net.state_dict(), self.output_dir)
         prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
         return path
 
@@ -354,8 +373,47 @@ class BYOLTrainer:
             return path
         return None
 
-    def _load(self, path: Path, optimizer: Any) -> tuple[int, int]:
-        state = safe_load(path)
+    def _shared_resume(self) -> tuple[Path | None, dict[str, Any] | None]:
+        """The checkpoint to resume from and its contents, the same on every process.
+
+        The main process alone looks at the run folder and decides; the file's
+        bytes are then broadcast, so machines that do not share its filesystem
+        resume from the same step with the same state (every process's random
+        state included) instead of starting over.
+
+        Raises:
+            FileNotFoundError: the checkpoint asked for does not exist (on every process).
+            ValueError: the checkpoint asked for is corrupt (on every process).
+        """
+        if not self.config.resume:
+            return None, None
+        acc = self.accelerator
+        decision: dict[str, Any] = {}
+        data = None
+        if acc.is_main_process:
+            try:
+                path = self._resume_path()
+            except (FileNotFoundError, ValueError) as err:
+                decision = {"error": type(err).__name__, "message": str(err)}
+            else:
+                decision = {"path": None if path is None else str(path)}
+                if path is not None and acc.num_processes > 1:
+                    data = path.read_bytes()
+        if acc.num_processes > 1:
+            decision = json.loads(broadcast_bytes(acc, json.dumps(decision).encode()))
+        if "error" in decision:
+            cls = FileNotFoundError if decision["error"] == "FileNotFoundError" else ValueError
+            raise cls(decision["message"])
+        if decision["path"] is None:
+            return None, None
+        path = Path(decision["path"])
+        if acc.num_processes == 1:
+            return path, safe_load(path)
+        # Every process, the main one included, loads the very bytes that were sent.
+        data = broadcast_bytes(acc, data)
+        return path, torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+    def _load(self, state: dict[str, Any], optimizer: Any) -> tuple[int, int]:
         self.accelerator.unwrap_model(self._model).load_state_dict(state["learner"])
         optimizer.load_state_dict(state["optimizer"])
         if "scheduler" in state:
@@ -410,11 +468,13 @@ class BYOLTrainer:
         if c.compile:
             model = torch.compile(model)
         epoch = batch_in_epoch = 0
-        resume_from = self._resume_path()
-        if resume_from is not None:
-            epoch, batch_in_epoch = self._load(resume_from, optimizer)
-            acc.print(f"resumed from {resume_from} at step {self.step}")
+        resume_from, resume_state = self._shared_resume()
+        if resume_state is not None:
+            epoch, batch_in_epoch = self._load(resume_state, optimizer)
+            where = f" (the main process's choice, sent to all {acc.num_processes})" if acc.num_processes > 1 else ""
+            acc.print(f"resumed from {resume_from} at step {self.step}{where}")
         learner = acc.unwrap_model(self._model)
+        self._probe = self._build_probe(learner, (resume_state or {}).get("probe"))
         logger = RunLogger(self, acc, start_step=self.step)
         try:
             while self.step < c.num_train_steps:
@@ -448,6 +508,11 @@ class BYOLTrainer:
                         logger.log(self.step, lr, tau)
                     if c.knn_every and self.eval_dataset is not None and self.step % c.knn_every == 0:
                         logger.log_knn(self.step, self.knn_accuracy())
+                    if self._probe is not None:
+                        loss = self._probe.train_step(learner, acc.device)
+                        if c.knn_every and self.step % c.knn_every == 0 or self.step == c.num_train_steps:
+                            logger.log_probe(self.step, self._probe.accuracy(learner, self.eval_dataset, acc.device),
+                                             loss)
                     if self.step % c.checkpoint_every == 0 or self.step == c.num_train_steps:
                         logger.check_finite(self.step)
                         self.save_checkpoint(optimizer, epoch, batch_in_epoch)
@@ -474,6 +539,18 @@ class BYOLTrainer:
                       f"(each named above when first met); training used the other {len(self.dataset) - skipped}")
         acc.end_training()
         return self.net
+
+    def _build_probe(self, learner: BYOL, state: dict[str, Any] | None) -> OnlineProbe | None:
+        """The online linear probe (main process only), continued from ``state`` when resuming."""
+        if self.probe_dataset is None or not self.accelerator.is_main_process:
+            return None
+        with torch.random.fork_rng(devices=[]):  # reading the labels draws nothing from the run's RNG
+            classes = count_classes(self.probe_dataset)
+        probe = OnlineProbe(learner.representation_dim, classes, self.probe_dataset, self.config.batch_size,
+                            self.config.seed, device=self.accelerator.device)
+        if state is not None:
+            probe.load_state_dict(state)
+        return probe
 
     def knn_accuracy(self) -> float:
         """kNN top-1 of the current online encoder on ``eval_dataset`` (half bank, half queries)."""

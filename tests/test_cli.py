@@ -216,7 +216,7 @@ def test_eval_leaves_unreadable_files_out(trained_run: tuple[Path, str], tmp_pat
         f"skipped unreadable image {tmp_path / 'labelled' / 'cats' / 'img9.jpg'}"]
 
 
-@pytest.mark.parametrize("suffix", [".npy", ".pt"])
+@pytest.mark.parametrize("suffix", [".npy", ".pt", ".safetensors", ".parquet"])
 def test_embed_writes_one_row_per_image(trained_run: tuple[Path, str], tmp_path: Path, suffix: str,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     run, _ = trained_run
@@ -230,6 +230,17 @@ def test_embed_writes_one_row_per_image(trained_run: tuple[Path, str], tmp_path:
     if suffix == ".npy":
         embeddings = np.load(out)
         files = (tmp_path / "emb.npy.files.txt").read_text().splitlines()
+    elif suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(out, framework="pt") as opened:
+            embeddings, files = opened.get_tensor("embeddings").numpy(), json.loads(opened.metadata()["files"])
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(out)
+        assert table.column_names == ["path", "embedding"]
+        embeddings, files = np.array(table["embedding"].to_pylist(), dtype=np.float32), table["path"].to_pylist()
     else:
         saved = torch.load(out, weights_only=True)
         embeddings, files = saved["embeddings"].numpy(), saved["files"]
@@ -237,6 +248,33 @@ def test_embed_writes_one_row_per_image(trained_run: tuple[Path, str], tmp_path:
     assert files == expected
     captured = capsys.readouterr()
     assert "wrote 7 embeddings" in captured.out and "1 unreadable image(s) left out" in captured.err
+
+
+def test_embed_formats_hold_the_same_vectors(trained_run: tuple[Path, str], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    import pyarrow.parquet as pq
+    from safetensors.torch import load_file
+
+    run, _ = trained_run
+    _write_images(tmp_path / "images", {"x": 3})
+    for suffix in (".pt", ".safetensors", ".parquet"):
+        assert main(["embed", "--checkpoint", str(run), "--data", str(tmp_path / "images"),
+                     "--out", str(tmp_path / f"e{suffix}"), "--no-progress", "--threads", "1"]) == 0
+    reference = torch.load(tmp_path / "e.pt", weights_only=True)["embeddings"]
+    assert torch.equal(load_file(tmp_path / "e.safetensors")["embeddings"], reference)
+    vectors = pq.read_table(tmp_path / "e.parquet")["embedding"].to_pylist()
+    assert torch.equal(torch.tensor(vectors, dtype=torch.float32), reference)
+    # Without pyarrow, a parquet file is refused before anything is computed, with the install that fixes it.
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else find_spec(name, *a))
+    capsys.readouterr()
+    code = main(["embed", "--checkpoint", str(run), "--data", str(tmp_path / "images"),
+                 "--out", str(tmp_path / "f.parquet")])
+    _assert_usage_error(code, capsys, "writing parquet needs pyarrow, which is not installed: pip install pyarrow")
+    assert not (tmp_path / "f.parquet").exists()
 
 
 def test_embed_matches_eval_features(trained_run: tuple[Path, str], tmp_path: Path) -> None:
@@ -327,7 +365,7 @@ def test_bad_checkpoints(trained_run: tuple[Path, str], tmp_path: Path, capsys: 
     (tmp_path / "half" / "run.json").write_text((run / "run.json").read_text())
     _assert_usage_error(main(["eval", "--checkpoint", str(tmp_path / "half")]), capsys, "net.pt missing")
     _write_images(tmp_path / "images", {".": 2})
-    for suffix, phrase in ((".csv", "must end in .npy or .pt"), (".npy", "net.pt missing")):
+    for suffix, phrase in ((".csv", "must end in .npy, .pt, .safetensors or .parquet"), (".npy", "net.pt missing")):
         code = main(["embed", "--checkpoint", str(tmp_path / "half"), "--data", str(tmp_path / "images"),
                      "--out", str(tmp_path / f"e{suffix}")])
         _assert_usage_error(code, capsys, phrase)

@@ -17,6 +17,8 @@ SMALLER = [
     ("range(100)", "range(2)"),
     ("num_train_steps=100_000", "num_train_steps=2"),
     ("MockDataset(32, 10000)", "MockDataset(32, 64)"),
+    ("DigitsDataset(64, split=", "DigitsDataset(32, split="),
+    ("num_train_steps=1000", "num_train_steps=2"),
 ]
 
 

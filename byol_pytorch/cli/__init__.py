@@ -113,10 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         "embed", help="write the representation of every image of a folder",
         description="Embeddings (the hidden-layer representation, images normalised as in training) of every "
                     "image under a folder, in sorted path order: FILE.npy plus FILE.npy.files.txt with the paths, "
-                    "or FILE.pt holding {'embeddings': tensor, 'files': list}.")
+                    "FILE.pt holding {'embeddings': tensor, 'files': list}, FILE.safetensors (tensor 'embeddings', "
+                    "the paths as a JSON list under the metadata key 'files') or FILE.parquet (columns path and "
+                    "embedding; needs pyarrow).")
     _add_run_reader_flags(embed)
     embed.add_argument("--data", required=True, metavar="DIR", help="folder of images, searched recursively")
-    embed.add_argument("--out", required=True, metavar="FILE", help="FILE.npy or FILE.pt")
+    embed.add_argument("--out", required=True, metavar="FILE", help="FILE.npy, .pt, .safetensors or .parquet")
     embed.add_argument("--batch-size", type=positive_int_arg, default=256, metavar="N",
                        help="images per forward pass (default: 256)")
     embed.set_defaults(handler=cmd_embed)

@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
 
+import torch
+
 from ..checkpoint import atomic_save, atomic_write
+from ..export import save_safetensors
 from ..runtime import set_cpu_threads
 from .common import PROG, CLIError, pick_device
 from .datasets import Unlabelled, evaluation_sets, image_folder
 from .runs import load_trained, read_run
 from .scoring import features_of, score_backbones, score_table
+
+# What ``embed --out`` writes, by suffix.
+EMBEDDING_FORMATS = (".npy", ".pt", ".safetensors", ".parquet")
+
+
+def write_parquet(path: Path, features: torch.Tensor, files: list[str]) -> None:
+    """One row per image: ``path`` (string) and ``embedding`` (fixed-size list of float32), written atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    width = features.shape[1]
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(features.float().numpy().reshape(-1)), width)
+    table = pa.table({"path": pa.array(files, type=pa.string()), "embedding": vectors})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    data = sink.getvalue().to_pybytes()
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -34,8 +55,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     out = Path(args.out)
-    if out.suffix.lower() not in (".npy", ".pt"):
-        raise CLIError(f"--out {args.out}: the file name must end in .npy or .pt")
+    if out.suffix.lower() not in EMBEDDING_FORMATS:
+        raise CLIError(f"--out {args.out}: the file name must end in {', '.join(EMBEDDING_FORMATS[:-1])} or "
+                       f"{EMBEDDING_FORMATS[-1]}")
+    if out.suffix.lower() == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise CLIError(f"--out {args.out}: writing parquet needs pyarrow, which is not installed: pip install pyarrow")
     run_dir, spec, state = read_run(args.checkpoint)
     if out.exists() and out.resolve().parent == run_dir.resolve():
         raise CLIError(f"--out {args.out} would overwrite a file of the run folder; write the embeddings elsewhere")
@@ -54,14 +78,20 @@ def cmd_embed(args: argparse.Namespace) -> int:
     files = [f for f in images.files if f not in skipped]
     if skipped:
         print(f"{PROG}: warning: {len(skipped)} unreadable image(s) left out", file=sys.stderr)
-    if out.suffix.lower() == ".npy":
+    listing = ""
+    suffix = out.suffix.lower()
+    if suffix == ".npy":
         # A handle, not a path: np.save(path) would append .npy to a name ending in .NPY.
         atomic_write(out, lambda handle: np.save(handle, features.numpy()))
         listing_path = Path(str(out) + ".files.txt")
         atomic_write(listing_path, lambda handle: handle.write("".join(f + "\n" for f in files).encode("utf-8")))
         listing = f" and {listing_path}"
+    elif suffix == ".safetensors":
+        # The paths travel in the header's metadata (string to string): one JSON list.
+        save_safetensors({"embeddings": features}, out, metadata={"files": json.dumps(files)})
+    elif suffix == ".parquet":
+        write_parquet(out, features, files)
     else:
         atomic_save({"embeddings": features, "files": files}, out)
-        listing = ""
     print(f"wrote {features.shape[0]} embeddings of width {features.shape[1]} to {out}{listing}")
     return 0

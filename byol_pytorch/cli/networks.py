@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..model.backbones import PRE_LOGITS, has_timm_features
 from .common import CLIError, first_line
 
 # Below this side a ResNet's 7x7 stride-2 stem and max-pool leave too little
@@ -22,9 +23,9 @@ DEFAULT_FOLDER_IMAGE_SIZE = 224
 
 # How the representation is found when --hidden-layer is not given (first match wins).
 HIDDEN_LAYER_TABLE = (
+    ("pre_logits", "timm models: their own forward_features + forward_head(pre_logits=True)"),
     ("avgpool", "a child named 'avgpool' (ResNet, RegNet, EfficientNet, ConvNeXt, MobileNetV3, Swin, VGG)"),
     ("encoder", "torchvision vision transformers (vit_*)"),
-    ("global_pool", "timm models with a 'global_pool' child"),
     (-2, "anything else: the child before the last, average-pooled if it is a feature map "
          "(DenseNet, MobileNetV2, MaxViT, SqueezeNet, ...)"),
 )
@@ -60,11 +61,24 @@ def _unknown_model(name: str) -> CLIError:
     return CLIError(f"unknown model {name!r}: not a {source} classification model{hint}")
 
 
+TIMM_PREFIX = "timm:"
+
+
 def model_source(name: str) -> str:
-    """``"torchvision"`` or ``"timm"``; raises CLIError for an unknown name."""
+    """``"torchvision"`` or ``"timm"``; raises CLIError for an unknown name.
+
+    A name both libraries know (``resnet18``) is torchvision's unless written
+    ``timm:resnet18``.
+    """
+    timm = _timm()
+    if name.startswith(TIMM_PREFIX):
+        if timm is None:
+            raise CLIError(f"model {name!r} is a timm model; pip install timm")
+        if not timm.is_model(name[len(TIMM_PREFIX):]):
+            raise _unknown_model(name[len(TIMM_PREFIX):])
+        return "timm"
     if name in torchvision_model_names():
         return "torchvision"
-    timm = _timm()
     if timm is not None and timm.is_model(name):
         return "timm"
     raise _unknown_model(name)
@@ -95,12 +109,12 @@ def apply_small_image_stem(net: nn.Module) -> nn.Module:
 def default_hidden_layer(name: str, net: nn.Module) -> str | int:
     """The representation layer for a model, by the table ``HIDDEN_LAYER_TABLE``."""
     children = dict(net.named_children())
+    if has_timm_features(net):
+        return PRE_LOGITS
     if "avgpool" in children:
         return "avgpool"
     if name.startswith("vit_") and "encoder" in children:
         return "encoder"
-    if "global_pool" in children:
-        return "global_pool"
     return -2
 
 
@@ -120,7 +134,8 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
             timm = _timm()
             if timm is None:
                 raise CLIError(f"model {name!r} is a timm model; pip install timm")
-            net = timm.create_model(name, pretrained=False, **kwargs)
+            name = name.removeprefix(TIMM_PREFIX)
+            net = timm.create_model(name, pretrained=False, **kwargs, **timm_size_arguments(name, size))
         else:
             import torchvision
 
@@ -138,6 +153,18 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
     if spec.get("small_image_stem"):
         apply_small_image_stem(net)
     return net
+
+
+def timm_size_arguments(name: str, size: int) -> dict[str, Any]:
+    """``{"img_size": size}`` for timm models built for one input size (ViTs), else nothing.
+
+    Pass the same to ``timm.create_model(name, checkpoint_path=...)`` when
+    loading such a run's ``net.safetensors``.
+    """
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    return {"img_size": size} if cfg is not None and cfg.fixed_input_size else {}
 
 
 def resolve_small_stem(choice: bool | None, net: nn.Module, image_size: int, device_type: str) -> bool:

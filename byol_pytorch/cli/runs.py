@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import safe_load
+from ..export import NETWORK_FILES, load_network_state
 from .common import PROG, CLIError, first_line
 from .networks import (
     DEFAULT_FOLDER_IMAGE_SIZE,
@@ -28,22 +28,30 @@ RUN_FORMAT = 1
 
 
 def read_run(checkpoint: str) -> tuple[Path, dict[str, Any], dict[str, torch.Tensor]]:
-    """The run folder, its ``run.json`` and the weights of ``net.pt`` (``--checkpoint`` may name either)."""
+    """The run folder, its ``run.json`` and the network's weights.
+
+    ``--checkpoint`` names the run folder (its ``net.pt``, else its
+    ``net.safetensors``, is read) or either file of it.
+    """
     path = Path(checkpoint)
     if not path.exists():
         raise CLIError(f"--checkpoint {checkpoint}: no such run folder; pass a folder written by '{PROG} train'")
     run_dir = path.parent if path.is_file() else path
-    weights = path if path.is_file() else run_dir / "net.pt"
+    weights = path if path.is_file() else next(
+        (run_dir / name for name in NETWORK_FILES if (run_dir / name).is_file()), run_dir / "net.pt")
     missing = [p.name for p in (run_dir / "run.json", weights) if not p.is_file()]
     if missing:
         raise CLIError(f"--checkpoint {checkpoint}: {' and '.join(missing)} missing; pass a run folder written by "
-                       f"'{PROG} train' (net.pt appears at the first checkpoint)")
+                       f"'{PROG} train' (net.pt and net.safetensors appear at the first checkpoint)")
     try:
         spec = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        spec["model"], spec["image_size"]  # noqa: B018 - must be present
+        spec["model"], spec["image_size"]
     except (ValueError, KeyError, TypeError) as err:
         raise CLIError(f"{run_dir / 'run.json'} is not a valid run description ({first_line(err)})") from err
-    return run_dir, spec, safe_load(weights)
+    try:
+        return run_dir, spec, load_network_state(weights)
+    except ValueError as err:
+        raise CLIError(f"--checkpoint {checkpoint}: {first_line(err)}") from err
 
 
 def load_trained(spec: dict[str, Any], state: dict[str, torch.Tensor], where: Path) -> nn.Module:
@@ -55,7 +63,7 @@ def load_trained(spec: dict[str, Any], state: dict[str, torch.Tensor], where: Pa
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
-        raise CLIError(f"{where}: net.pt does not fit the model of run.json ({first_line(err)})") from err
+        raise CLIError(f"{where}: the saved network does not fit the model of run.json ({first_line(err)})") from err
     return net
 
 
@@ -117,6 +125,29 @@ def check_run_dir(run_dir: Path, resume: Any) -> dict[str, Any] | None:
         except ValueError as err:
             raise CLIError(f"{spec_path} is not valid JSON ({first_line(err)})") from err
     return None
+
+
+def check_run_dir_on_main(run_dir: Path, resume: Any) -> dict[str, Any] | None:
+    """:func:`check_run_dir` as the main process sees the folder, its verdict on every process.
+
+    Only the main process writes the run folder; on machines that share no
+    filesystem with it the folder may be missing or stale, so theirs is not
+    asked. Every process raises the main process's error, or resumes the run
+    description it read.
+    """
+    state = process_state()
+    if state.num_processes == 1:
+        return check_run_dir(run_dir, resume)
+    verdict: dict[str, Any] = {}
+    if state.is_main_process:
+        try:
+            verdict = {"previous": check_run_dir(run_dir, resume)}
+        except CLIError as err:
+            verdict = {"error": str(err)}
+    verdict = shared_value(verdict)
+    if "error" in verdict:
+        raise CLIError(verdict["error"])
+    return verdict["previous"]
 
 
 def run_spec(args: argparse.Namespace, previous: dict[str, Any] | None,

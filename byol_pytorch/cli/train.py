@@ -13,10 +13,11 @@ from ..config import TrainerConfig
 from ..data import DigitsDataset
 from ..model import digit_augmentations
 from ..runtime import set_cpu_threads
+from ..trackers import check_trackers
 from .common import PROG, CLIError, first_line, write_json
 from .datasets import EvaluationSets, evaluation_sets, image_folder
 from .flags import config_options
-from .runs import check_run_dir, process_state, resolve_run_dir, run_spec
+from .runs import check_run_dir_on_main, process_state, resolve_run_dir, run_spec
 from .scoring import monitor_baseline, score_backbones, score_table
 
 # The views ``--augment`` chooses from; ``auto`` is ``digits`` on the built-in digits, else ``paper``.
@@ -32,7 +33,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = _checked_options(args)
     state = process_state()
     run_dir = resolve_run_dir(args)
-    previous = check_run_dir(run_dir, options["resume"])
+    previous = check_run_dir_on_main(run_dir, options["resume"])
     spec, net = run_spec(args, previous, state.device.type)
     size = spec["image_size"]
     train_set = (DigitsDataset(size, split="train") if digits
@@ -108,6 +109,10 @@ def _checked_options(args: argparse.Namespace) -> dict[str, Any]:
         if field in {f.name for f in dataclasses.fields(TrainerConfig)}:
             message = "--" + field.replace("_", "-") + message[len(field):]
         raise CLIError(message) from err
+    try:
+        check_trackers(options["log_with"])
+    except ValueError as err:
+        raise CLIError("--log-with" + first_line(err).removeprefix("log_with")) from err
     return options
 
 
@@ -161,6 +166,6 @@ def _finish(args: argparse.Namespace, trainer: Any, spec: dict[str, Any], eval_s
         print(score_table(scores))
     elif args.final_eval:
         print("(no labelled images to score the representation on: pass --eval-data LABELLED_DIR)")
-    print(f"wrote {run_dir}/net.pt (state_dict of the network), summary.json, report.png; "
+    print(f"wrote {run_dir}/net.pt and net.safetensors (the network's state_dict), summary.json, report.png; "
           f"later: {PROG} eval --checkpoint {run_dir}")
     return 0

@@ -113,7 +113,10 @@ class BYOL(nn.Module):
         hidden_layer: the layer whose output is the representation: a dotted
             module name, an index into ``net.children()``, or -1 for the
             network's output. The default -2 is the layer before the last
-            child (``avgpool`` for torchvision ResNets).
+            child (``avgpool`` for torchvision ResNets). ``"pre_logits"``
+            takes a timm model's pooled features through its own API; on a
+            Hugging Face transformers model a field name of its output
+            (``"pooler_output"``, ``"last_hidden_state"``) picks that field.
         projection_size: output width of projector and predictor (256).
         projection_hidden_size: hidden width of projector and predictor (4096).
         augment_fn: replaces view 1's augmentation (any callable on a batch).

@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .backbones import feature_mode, output_field, output_fields, timm_pre_logits
 from .precision import degenerate_convs_in_fp32
 
 HiddenLayer = str | int
@@ -135,7 +136,11 @@ class HiddenLayerEncoder(nn.Module):
 
     Args:
         net: any image network.
-        hidden_layer: see :func:`resolve_hidden_layer`.
+        hidden_layer: see :func:`resolve_hidden_layer`; also ``"pre_logits"`` on a
+            timm model (its ``forward_head(..., pre_logits=True)``) and, on a
+            Hugging Face transformers model, a field of its output such as
+            ``"pooler_output"`` or ``"last_hidden_state"`` (see
+            :mod:`byol_pytorch.model.backbones`).
         spatial_pool: for a ``(B, C, H, W)`` output, ``"avg"`` averages over H and
             W (giving C features; identical to flattening for a 1x1 map) and
             ``"flatten"`` keeps every position (C*H*W features).
@@ -158,11 +163,16 @@ class HiddenLayerEncoder(nn.Module):
             raise ValueError(f"spatial_pool must be 'avg' or 'flatten', got {spatial_pool!r}")
         if token_pool not in ("cls", "mean"):
             raise ValueError(f"token_pool must be 'cls' or 'mean', got {token_pool!r}")
-        self.layer = resolve_hidden_layer(net, hidden_layer)
         self.spatial_pool = spatial_pool
         self.token_pool = token_pool
-        traced = _try_trace(net, self.layer) if (trace and self.layer is not None) else None
-        if traced is not None:
+        api = feature_mode(net, hidden_layer)
+        # timm's pre-logits and a transformers output field are read through the network's own API.
+        self.layer = hidden_layer if api is not None else resolve_hidden_layer(net, hidden_layer)
+        traced = _try_trace(net, self.layer) if (api is None and trace and self.layer is not None) else None
+        if api is not None:
+            self.net = net
+            self.mode = api
+        elif traced is not None:
             # The traced graph holds only the modules up to the hidden layer, so the
             # unused tail is not among our parameters (DDP would wait for its grads).
             traced.training = net.training  # only the flag: the user's modules keep theirs
@@ -177,6 +187,10 @@ class HiddenLayerEncoder(nn.Module):
             return self.net(x)
         if self.mode == "traced":
             return self.traced(x)["hidden"]
+        if self.mode == "pre_logits":
+            return timm_pre_logits(self.net, x)
+        if self.mode == "field":
+            return output_field(self.net, x, self.layer)
         layer = self.net.get_submodule(self.layer)
 
         def stop(_module: nn.Module, _inputs: object, output: object) -> None:
@@ -213,6 +227,11 @@ class HiddenLayerEncoder(nn.Module):
                 f"hidden layer {self.layer or '<network output>'!r} returned a {type(out).__name__} of "
                 f"{len(out)} items; choose a layer whose output is a single tensor "
                 "(for example the pooling layer before the classifier)"
+            )
+        if output_fields(out):
+            raise TypeError(
+                f"the network returned a {type(out).__name__}, not a tensor; name one of its fields as "
+                f"hidden_layer: {', '.join(output_fields(out))}"
             )
         if isinstance(out, dict) or not isinstance(out, torch.Tensor):
             raise TypeError(
