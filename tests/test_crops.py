@@ -193,3 +193,35 @@ def test_photometric_part_is_drawn_per_image() -> None:
     out = learner_views.augment1.photometric(same.clone())
     assert out.shape == same.shape
     assert len({tuple(o.flatten()[:20].tolist()) for o in out}) > 1
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_jpegs_decoded_at_reduced_size_never_lose_a_crop_to_rounding(tmp_path: Path, orientation: int) -> None:
+    # A draft rounds each side up on its own (451x300 at 1/2 is 226x150): a crop at the far edge
+    # scaled by one axis's ratio overran the other and the photo was skipped as unreadable.
+    rng = np.random.default_rng(0)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    for width, height in [(451, 300), (300, 451), (1001, 667), (641, 427)]:
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{width}x{height}.jpg", exif=exif)
+    dataset = _training(tmp_path, size=32)
+    for epoch in range(8):
+        dataset.set_epoch(epoch)
+        assert all(isinstance(dataset[i], CroppedViews) for i in range(len(dataset)))
+    assert dataset.skipped_count == 0
+
+
+def test_a_shared_mask_twin_still_names_each_broken_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    Image.fromarray(np.zeros((40, 40, 3), dtype=np.uint8)).save(tmp_path / "good.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    script = ("import sys; from byol_pytorch import ImageFolderDataset, LoaderCrops, CropSpec;"
+              f"user = ImageFolderDataset({str(tmp_path)!r}, 16);"  # kept alive, as the trainer keeps it
+              "d = user.with_views(LoaderCrops(CropSpec.paper(16), seed=0));"
+              "[d[i] for i in range(len(d))]; print(d.skipped_count)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "1"
+    assert result.stderr.count("skipped unreadable image") == 1 and "broken.jpg" in result.stderr

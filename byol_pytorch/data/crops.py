@@ -141,11 +141,16 @@ class LoaderCrops:
         out_h, out_w = self.spec.size
         return min(min(box.height / out_h, box.width / out_w) for box in boxes)
 
-    def render(self, image: Image.Image, box: CropBox, scale: float) -> torch.Tensor:
-        """Cuts ``box`` (in original pixels) from ``image`` (decoded at ``scale``), resizes and flips it."""
+    def render(self, image: Image.Image, box: CropBox, original_size: tuple[int, int]) -> torch.Tensor:
+        """Cuts ``box`` (in pixels of the ``(height, width)`` original) from ``image``, resizes and flips it.
+
+        ``image`` may be decoded smaller than the original (a JPEG draft); each
+        axis is scaled on its own, since the decoder rounds each side up.
+        """
         out_h, out_w = self.spec.size
-        region = (box.left * scale, box.top * scale, (box.left + box.width) * scale,
-                  (box.top + box.height) * scale)
+        scale_y, scale_x = image.height / original_size[0], image.width / original_size[1]
+        region = (box.left * scale_x, box.top * scale_y, min((box.left + box.width) * scale_x, image.width),
+                  min((box.top + box.height) * scale_y, image.height))
         # reducing_gap: shrink by a whole factor with a box filter first when the crop is 1.5x the
         # output or more; on 224-px views of 1024x768 photos that halves the time and moves pixels
         # by under one grey level on average (0.3/255 measured).
@@ -174,8 +179,7 @@ class LoaderCrops:
             return EncodedViews(data, boxes_tensor(boxes))
         draft_for(image, self.shrink(boxes))
         decoded = load_upright_rgb8(image)
-        scale = decoded.height / height
-        return CroppedViews(*(self.render(decoded, box, scale) for box in boxes))
+        return CroppedViews(*(self.render(decoded, box, (height, width)) for box in boxes))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(spec={self.spec!r}, seed={self.seed}, encoded_jpegs={self.encoded_jpegs})"

@@ -251,8 +251,11 @@ class ImageFolderDataset(Dataset):
         # neighbour ("next"), both within one decode's time.
         first = self._unreadable[position].item() == 0
         self._unreadable[position] = 1
+        # Another dataset over the same folder (the CLI's evaluation copy) may have reported it
+        # already; a twin of with_views shares this mask and does not count as another.
         if first and path not in _REPORTED_FILES and not any(
-            other is not self and other._marked(path) for other in list(_DATASETS)
+            other._unreadable.data_ptr() != self._unreadable.data_ptr() and other._marked(path)
+            for other in list(_DATASETS)
         ):
             _REPORTED_FILES.add(path)
             # One line whatever PIL says, without repeating the path the line starts with.
