@@ -73,3 +73,18 @@ def write_digit_folder(root: Path) -> tuple[list[Path], list[Path]]:
     broken[1].write_bytes(b"")
     broken[2].write_text("these are notes, not a JPEG\n")
     return readable, broken
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """A new Accelerator state before and after the test (accelerate keeps one per process).
+
+    Building a trainer also sets torch's thread count; it is put back.
+    """
+    from accelerate.state import AcceleratorState
+
+    threads = torch.get_num_threads()
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    torch.set_num_threads(threads)

@@ -23,15 +23,7 @@ TIMM_MODELS = ["resnet18", "convnext_atto", "vit_tiny_patch16_224"]
 SIDE = 32
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    threads = torch.get_num_threads()
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def timm_model(name: str, **kwargs: object) -> torch.nn.Module:

@@ -16,14 +16,7 @@ from byol_pytorch.export import load_network_state, plain_tensors, save_network
 
 from .conftest import assert_same_state, tiny_cnn
 
-
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 class Tied(nn.Module):

@@ -17,14 +17,7 @@ from byol_pytorch.trainer import load_metrics
 from .conftest import assert_same_state, state_copy, tiny_cnn
 from .test_trainer import CrashAfter
 
-
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 class Labelled(MockDataset):

@@ -14,16 +14,7 @@ from byol_pytorch.trainer import load_metrics
 
 from .conftest import tiny_cnn
 
-
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState
-
-    threads = torch.get_num_threads()
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 class Labelled(MockDataset):

@@ -19,18 +19,9 @@ from byol_pytorch.runtime import convert_sync_batchnorm
 from .conftest import assert_same_state, state_copy, tiny_cnn
 
 SCRIPTS = Path(__file__).parent / "scripts"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    """Each trainer builds its own Accelerator; accelerate keeps process-wide state between them."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-FAST = dict(hidden_layer="flatten", projection_size=8, projection_hidden_size=16, num_workers=0,
-            mixed_precision="no", progress=False, log_every=1, batch_size=4)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+FAST = {"hidden_layer": "flatten", "projection_size": 8, "projection_hidden_size": 16, "num_workers": 0,
+        "mixed_precision": "no", "progress": False, "log_every": 1, "batch_size": 4}
 
 
 def _trainer(tmp_path: Path, steps: int = 4, dataset=None, net=None, **kwargs) -> BYOLTrainer:

@@ -21,12 +21,7 @@ def _reset_accelerate() -> None:
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    """Each trainer builds its own Accelerator; accelerate keeps process-wide state between them."""
-    _reset_accelerate()
-    yield
-    _reset_accelerate()
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 SMALL = {"projection_hidden_size": 16, "num_workers": 0, "progress": False, "batch_size": 4, "num_train_steps": 2}
