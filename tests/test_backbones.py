@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 
 from byol_pytorch import BYOL, BYOLTrainer, MockDataset
@@ -16,8 +17,6 @@ from byol_pytorch.cli import main
 from byol_pytorch.cli.networks import default_hidden_layer
 
 from .conftest import assert_same_state, state_copy
-
-timm = pytest.importorskip("timm")
 
 TIMM_MODELS = ["resnet18", "convnext_atto", "vit_tiny_patch16_224"]
 SIDE = 32
@@ -61,17 +60,21 @@ def test_timm_model_trains_through_its_pre_logits_features(name: str) -> None:
     assert sum(p.grad is not None for p in net.parameters()) > 0
 
 
+def _train_briefly(net: torch.nn.Module, hidden_layer: str, steps: int, out: Path) -> dict[str, torch.Tensor]:
+    """Trains ``net`` with the trainer for a few steps in fp32; returns its final state."""
+    trainer = BYOLTrainer(net, MockDataset(SIDE, 8), SIDE, hidden_layer=hidden_layer, projection_size=8,
+                          projection_hidden_size=16, num_workers=0, mixed_precision="no", progress=False,
+                          batch_size=4, num_train_steps=steps, output_dir=str(out))
+    return state_copy(trainer())
+
+
 def test_timm_models_default_to_their_pre_logits_on_the_command_line() -> None:
     for name in TIMM_MODELS:
         assert default_hidden_layer(name, timm_model(name)) == "pre_logits"
 
 
 def test_trained_timm_network_loads_with_timm_create_model(tmp_path: Path) -> None:
-    net = timm_model("resnet18")
-    trainer = BYOLTrainer(net, MockDataset(SIDE, 8), SIDE, hidden_layer="pre_logits", projection_size=8,
-                          projection_hidden_size=16, num_workers=0, mixed_precision="no", progress=False,
-                          batch_size=4, num_train_steps=1, output_dir=str(tmp_path / "run"))
-    trained = state_copy(trainer())
+    trained = _train_briefly(timm_model("resnet18"), "pre_logits", 1, tmp_path / "run")
     for file in ("net.safetensors", "net.pt"):
         loaded = timm.create_model("resnet18", num_classes=10, checkpoint_path=str(tmp_path / "run" / file))
         assert_same_state(state_copy(loaded), trained)
@@ -96,7 +99,8 @@ def test_command_line_trains_a_timm_model_that_timm_loads_back(name: str, tmp_pa
 # -- Hugging Face transformers -------------------------------------------------------------------------------------
 
 def hf_model(kind: str) -> torch.nn.Module:
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     torch.manual_seed(0)
     small = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
     if kind == "vit":
@@ -140,11 +144,7 @@ def test_transformers_output_without_a_field_names_the_fields() -> None:
 
 
 def test_transformers_model_through_the_trainer(tmp_path: Path) -> None:
-    net = hf_model("dinov2")
-    trainer = BYOLTrainer(net, MockDataset(SIDE, 8), SIDE, hidden_layer="pooler_output", projection_size=8,
-                          projection_hidden_size=16, num_workers=0, mixed_precision="no", progress=False,
-                          batch_size=4, num_train_steps=2, output_dir=str(tmp_path / "run"))
-    trained = state_copy(trainer())
+    trained = _train_briefly(hf_model("dinov2"), "pooler_output", 2, tmp_path / "run")
     fresh = hf_model("dinov2")
     from safetensors.torch import load_file
 

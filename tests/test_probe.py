@@ -74,7 +74,6 @@ def test_the_probe_changes_nothing_of_the_byol_run(tmp_path: Path) -> None:
 
 
 def test_probe_accuracy_is_logged_to_metrics_tensorboard_and_the_report(tmp_path: Path) -> None:
-    pytest.importorskip("tensorboard")
     from .test_trackers import read_scalars
 
     _run(tmp_path, "run", probe_dataset=Labelled(16, 20, seed=3), log_with="tensorboard")

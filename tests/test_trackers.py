@@ -38,7 +38,6 @@ def read_scalars(run: Path) -> dict[str, dict[int, float]]:
 
 
 def test_tensorboard_receives_every_metric_of_metrics_jsonl(tmp_path: Path) -> None:
-    pytest.importorskip("tensorboard")
     run = tmp_path / "run"
     torch.manual_seed(0)
     trainer = BYOLTrainer(tiny_cnn(), MockDataset(16, 16), 16, eval_dataset=Labelled(16, 12), knn_every=2,
@@ -87,7 +86,6 @@ def test_trainer_and_command_line_refuse_a_tracker_that_cannot_run_before_traini
 
 
 def test_command_line_log_with_tensorboard_writes_an_event_file(tmp_path: Path) -> None:
-    pytest.importorskip("tensorboard")
     run = tmp_path / "run"
     assert main(["train", "--log-with", "tensorboard", "--steps", "2", "--batch-size", "8", "--image-size", "16",
                  "--num-workers", "0", "--projection-hidden-size", "32", "--knn-every", "2", "--log-every", "1",
