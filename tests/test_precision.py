@@ -77,3 +77,22 @@ def test_resnet18_at_16_px_gets_exact_zero_gradients_on_padded_taps_in_bf16(seed
     assert grad[:, :, 1, 1].abs().sum() > 0
     assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+
+
+def test_the_encoder_keeps_the_guard_only_for_input_sizes_that_need_it() -> None:
+    from byol_pytorch.model.encoder import HiddenLayerEncoder
+
+    encoder = HiddenLayerEncoder(resnet18(), "avgpool")
+    with torch.autocast(**CPU_BF16):
+        for side in (16, 224, 16, 224):
+            encoder(torch.rand(2, 3, side, side))
+    # At 16 px layer4 sees 1x1 maps; at 224 px no map is smaller than 7x7.
+    assert encoder._needs_fp32_convs == {("cpu", (16, 16)): True, ("cpu", (224, 224)): False}
+    net = resnet18()
+    learner = BYOL(net, 16, hidden_layer="avgpool", projection_size=16, projection_hidden_size=32)
+    for _ in range(2):  # the second pass runs with the recorded decision and is still guarded
+        learner.zero_grad(set_to_none=True)
+        with torch.autocast(**CPU_BF16):
+            learner(torch.rand(8, 3, 16, 16)).backward()
+        grad = net.layer4[0].conv1.weight.grad
+        assert torch.count_nonzero(grad[:, :, [0, 0, 2, 2], [0, 2, 0, 2]]) == 0

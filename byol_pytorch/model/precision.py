@@ -57,12 +57,17 @@ def is_degenerate_conv(input_shape: Sequence[int], weight_shape: Sequence[int], 
 
 
 class _DegenerateConvsInFP32(TorchFunctionMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False  # whether any convolution was sent to float32
+
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         if func in _CONVOLUTIONS:
             x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
             stride = args[3] if len(args) > 3 else kwargs.get("stride", 1)
             if is_degenerate_conv(x.shape, weight.shape, stride):
+                self.found = True
                 bias = args[2] if len(args) > 2 else kwargs.get("bias")
                 rest = args[3:]
                 options = {k: v for k, v in kwargs.items() if k not in ("input", "weight", "bias")}
@@ -73,17 +78,31 @@ class _DegenerateConvsInFP32(TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def degenerate_convs_in_fp32(device_type: str) -> Iterator[None]:
+def degenerate_convs_in_fp32(device_type: str, seen: dict[Any, bool] | None = None, key: Any = None) -> Iterator[None]:
     """Runs convolutions on maps smaller than their kernel or stride in float32 (see the module docstring).
 
     Does nothing unless autocast is enabled for ``device_type`` with a
-    lower-precision dtype.
+    lower-precision dtype. The guard sends every torch call of the block
+    through Python, so a caller that runs the same network on inputs of the
+    same size may pass ``seen``: the first run under ``key`` records whether
+    any convolution was degenerate, and later runs of a ``key`` that had none
+    skip the guard (a network at 224 px never needs it). While compiling, the
+    guard is always on.
 
     Args:
         device_type: ``"cpu"``, ``"cuda"``, ...: the device the convolutions run on.
+        seen: the caller's record, ``key`` -> whether the guard was needed.
+        key: what fixes every convolution's input shape, e.g. the input's spatial size.
     """
     if not torch.is_autocast_enabled(device_type) or torch.get_autocast_dtype(device_type) == torch.float32:
         yield
         return
-    with _DegenerateConvsInFP32():
+    remember = seen is not None and not torch.compiler.is_compiling()
+    if remember and seen.get(key) is False:
         yield
+        return
+    mode = _DegenerateConvsInFP32()
+    with mode:
+        yield
+    if remember:
+        seen[key] = mode.found
