@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from .errors import DiskFullError, is_disk_full
+from .errors import CheckpointError, DiskFullError, is_disk_full
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{8})\.pt$")
 # ``.<name>.tmp-<host>-<pid>``; files of older versions have no host.
@@ -158,7 +158,7 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     """Loads a checkpoint with ``weights_only=True``: tensors and plain containers only.
 
     Raises:
-        ValueError: the file is truncated or corrupt, or holds pickled objects
+        CheckpointError: the file is truncated or corrupt, or holds pickled objects
             (which would run code on load); the message names the file and,
             for a training checkpoint, the previous intact one.
     """
@@ -166,16 +166,16 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ValueError(
+        raise CheckpointError(
             f"refusing to load {path}: it holds objects other than tensors and plain containers, "
-            f"and loading them would execute pickled code ({str(err).splitlines()[0]})"
+            f"and loading them would execute pickled code ({str(err).splitlines()[0]})", path
         ) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         message = f"checkpoint {path} is corrupt or truncated ({str(err).splitlines()[0]})"
         previous = [p for p in list_checkpoints(path.parent) if p.name < path.name]
         if previous:
             message += f"; the previous checkpoint {previous[-1]} can be resumed instead (resume='{previous[-1]}')"
-        raise ValueError(message) from err
+        raise CheckpointError(message, path) from err
 
 
 def prune_checkpoints(folder: str | os.PathLike, keep: int) -> list[Path]:

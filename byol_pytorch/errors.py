@@ -1,9 +1,50 @@
-"""The errors a training run stops with: each names what went wrong and what was kept."""
+"""The library's typed errors: bad options, unusable inputs, and what a training run stops with.
+
+Each carries the value a caller needs to act on it (the option's name, the
+file, the image size), so that callers catch the error they mean instead of
+every ``ValueError``.
+"""
 
 from __future__ import annotations
 
 import errno
 from pathlib import Path
+
+
+class OptionError(ValueError):
+    """An option's value is out of range or of the wrong kind.
+
+    Attributes:
+        option: the option's name as the API spells it (``"batch_size"``).
+    """
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+class ImageSizeError(ValueError):
+    """The network cannot run on images of the requested size (too small for its strides, or a fixed size).
+
+    Attributes:
+        image_size: the ``(height, width)`` that failed.
+    """
+
+    def __init__(self, message: str, image_size: tuple[int, int]) -> None:
+        super().__init__(message)
+        self.image_size = image_size
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or weights file is truncated, corrupt, or holds pickled objects.
+
+    Attributes:
+        path: the file.
+    """
+
+    def __init__(self, message: str, path: str | Path) -> None:
+        super().__init__(message)
+        self.path = Path(path)
 
 
 class NonFiniteLossError(RuntimeError):

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .checkpoint import atomic_save, atomic_write, safe_load
+from .errors import CheckpointError
 
 NETWORK_FILES = ("net.pt", "net.safetensors")
 
@@ -72,7 +73,7 @@ def load_network_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A network's ``state_dict`` from a ``.safetensors`` file or a ``torch.save`` file (``weights_only``).
 
     Raises:
-        ValueError: the file is corrupt, or holds pickled objects (see :func:`safe_load`).
+        CheckpointError: the file is corrupt, or holds pickled objects (see :func:`safe_load`).
     """
     path = Path(path)
     if path.suffix.lower() == ".safetensors":
@@ -82,5 +83,5 @@ def load_network_state(path: str | os.PathLike[str]) -> dict[str, Any]:
         try:
             return load_file(path)
         except (SafetensorError, OSError) as err:
-            raise ValueError(f"{path} is not a readable safetensors file ({err})") from err
+            raise CheckpointError(f"{path} is not a readable safetensors file ({err})", path) from err
     return safe_load(path)

@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..errors import ImageSizeError
 from .backbones import feature_mode, output_field, output_fields, timm_pre_logits
 from .precision import degenerate_convs_in_fp32
 
@@ -276,11 +277,31 @@ def infer_output_dim(encoder: nn.Module, channels: int, image_size: tuple[int, i
 
     Returns:
         D.
+
+    Raises:
+        ImageSizeError: the encoder fails on ``image_size`` but runs on 224x224.
     """
     param = next(iter(encoder.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     with preserved_modes(encoder):
         encoder.eval()
-        probe = torch.zeros(2, channels, *image_size, device=device, dtype=dtype)
-        return int(encoder(probe).shape[-1])
+        try:
+            return int(encoder(torch.zeros(2, channels, *image_size, device=device, dtype=dtype)).shape[-1])
+        except (RuntimeError, AssertionError) as err:
+            # A failure is the image size's fault only if the paper's 224 px runs; anything else is a real error.
+            if tuple(image_size) == (224, 224) or not _runs_at(encoder, channels, (224, 224), device, dtype):
+                raise
+            raise ImageSizeError(
+                f"the network cannot run on {image_size[0]}x{image_size[1]} images, though it runs on 224x224 "
+                f"({str(err).strip().splitlines()[0]}); use larger images, or the size the network was built for",
+                tuple(image_size)) from err
+
+
+def _runs_at(encoder: nn.Module, channels: int, size: tuple[int, int], device: torch.device,
+             dtype: torch.dtype) -> bool:
+    try:
+        encoder(torch.zeros(2, channels, *size, device=device, dtype=dtype))
+    except (RuntimeError, AssertionError):
+        return False
+    return True
