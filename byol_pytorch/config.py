@@ -53,7 +53,7 @@ class TrainerConfig:
     sync_batchnorm: bool = field(default=True, metadata={"help": "SyncBatchNorm on multi-GPU runs"})
     num_workers: int | None = field(default=None, metadata={
         "help": "DataLoader worker processes; default: from the cores this process may use "
-                "(byol_pytorch.runtime.default_num_workers)"})
+                "(byol_pytorch.devices.default_num_workers)"})
     loader_crops: bool = field(default=True, metadata={
         "help": "for an ImageFolderDataset: draw the views' crops and flips in the loader from the whole "
                 "photo and send them as uint8 (off: centre-crop the image first, crop on the device)"})

@@ -31,20 +31,14 @@ from .checkpoint import (
 from .config import TrainerConfig
 from .data import CroppedViews, ImageFolderDataset, LoaderCrops, collate_images, collate_views
 from .data.gpu_decode import EncodedBatch, collate_encoded, decode_views
+from .devices import default_num_workers, resolve_mixed_precision
+from .distributed import broadcast_bytes, convert_sync_batchnorm, gather_rng_states, restore_rng_state
 from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
 from .export import save_network
 from .model import BYOL
 from .optim import build_optimizer, optimizer_class, scaled_learning_rate, warmup_cosine
 from .probe import OnlineProbe, count_classes
-from .runtime import (
-    broadcast_bytes,
-    convert_sync_batchnorm,
-    default_num_workers,
-    gather_rng_states,
-    resolve_mixed_precision,
-    restore_rng_state,
-)
 from .trackers import check_trackers
 from .trainer_kwargs import (
     accelerator_arguments,
@@ -245,7 +239,7 @@ class BYOLTrainer:
 
     @property
     def num_workers(self) -> int:
-        """The loader's worker processes: ``num_workers``, or :func:`~byol_pytorch.runtime.default_num_workers`."""
+        """The loader's worker processes: ``num_workers``, or :func:`~byol_pytorch.devices.default_num_workers`."""
         if self.config.num_workers is not None:
             return self.config.num_workers
         acc = self.accelerator

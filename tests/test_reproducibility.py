@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from byol_pytorch.runtime import resolve_mixed_precision
+from byol_pytorch.devices import resolve_mixed_precision
 
 pytestmark = pytest.mark.slow
 

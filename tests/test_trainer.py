@@ -14,7 +14,7 @@ from torch import nn
 
 from byol_pytorch import BYOLTrainer, MockDataset, NonFiniteLossError
 from byol_pytorch.checkpoint import atomic_save, list_checkpoints, safe_load
-from byol_pytorch.runtime import convert_sync_batchnorm
+from byol_pytorch.distributed import convert_sync_batchnorm
 
 from .conftest import assert_same_state, state_copy, tiny_cnn
 
@@ -280,7 +280,7 @@ def test_corrupt_files_in_a_folder_are_skipped_and_counted(tmp_path: Path, worke
 
 
 def test_cpu_threads_are_set_only_when_asked() -> None:
-    from byol_pytorch.runtime import set_cpu_threads
+    from byol_pytorch.devices import set_cpu_threads
 
     before = torch.get_num_threads()
     try:
@@ -398,7 +398,7 @@ def test_folder_runs_resume_to_the_same_network(tmp_path: Path, workers: int) ->
 
 
 def test_default_workers_leave_cores_for_compute() -> None:
-    from byol_pytorch.runtime import default_num_workers
+    from byol_pytorch.devices import default_num_workers
 
     assert default_num_workers("cpu", cores=2) == 0
     assert default_num_workers("cpu", cores=16) == 4

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import atomic_save, atomic_write
+from ..devices import set_cpu_threads
 from ..export import save_safetensors
-from ..runtime import set_cpu_threads
 from .common import PROG, CLIError, pick_device
 from .datasets import Unlabelled, evaluation_sets, image_folder
 from .runs import load_trained, read_run

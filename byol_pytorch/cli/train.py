@@ -11,8 +11,8 @@ from typing import Any
 
 from ..config import TrainerConfig
 from ..data import DigitsDataset
+from ..devices import set_cpu_threads
 from ..model import digit_augmentations
-from ..runtime import set_cpu_threads
 from ..trackers import check_trackers
 from .common import PROG, CLIError, first_line, write_json
 from .datasets import EvaluationSets, evaluation_sets, image_folder
