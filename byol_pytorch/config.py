@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
+
+from .errors import OptionError
+from .model import BYOL
+
+
+def _byol_default(name: str) -> Any:
+    """The default of a :class:`~byol_pytorch.BYOL` argument: the trainer's model options take BYOL's own."""
+    return inspect.signature(BYOL).parameters[name].default
+
+
+def _option(default: Any, help: str, **metadata: Any) -> Any:
+    return field(default=default, metadata={"help": help, **metadata})
 
 
 @dataclass
@@ -13,87 +26,94 @@ class TrainerConfig:
     """Every scalar option of :class:`byol_pytorch.BYOLTrainer`.
 
     Each field is a keyword argument of the trainer and a ``--flag`` of
-    ``byol-pytorch train`` (underscores become dashes).
+    ``byol-pytorch train`` (underscores become dashes); its ``help`` metadata
+    is the one description of it. The model options default to
+    :class:`~byol_pytorch.BYOL`'s own defaults, read from its signature.
     """
 
-    # Model
-    hidden_layer: str | int = -2
-    projection_size: int = 256
-    projection_hidden_size: int = 4096
-    use_momentum: bool = True
-    moving_average_decay: float = 0.99
-    ema_schedule: bool = field(default=True, metadata={"help": "cosine tau schedule to 1 over num_train_steps"})
-    ema_buffers: str = field(default="average", metadata={"help": "average or copy batch-norm buffers",
-                                                          "choices": ("average", "copy")})
-    concat_views: bool = False
+    # Model (BYOL's arguments)
+    hidden_layer: str | int = _option(
+        _byol_default("hidden_layer"), "the layer whose output is the representation: a module name (avgpool, "
+        "layer4, encoder) or a child index")
+    projection_size: int = _option(_byol_default("projection_size"), "output width of projector and predictor")
+    projection_hidden_size: int = _option(_byol_default("projection_hidden_size"),
+                                          "hidden width of projector and predictor")
+    use_momentum: bool = _option(_byol_default("use_momentum"),
+                                 "BYOL's moving-average target (off: SimSiam, the online projection as target)")
+    moving_average_decay: float = _option(_byol_default("moving_average_decay"), "base EMA decay tau of the target")
+    ema_schedule: bool = _option(True, "cosine tau schedule from moving_average_decay to 1 over num_train_steps")
+    ema_buffers: str = _option(_byol_default("ema_buffers"), "average or copy batch-norm buffers into the target",
+                               choices=("average", "copy"))
+    concat_views: bool = _option(_byol_default("concat_views"),
+                                 "run both views in one batch (faster on small batches)")
     # Optimisation
-    num_train_steps: int = 100_000
-    batch_size: int = field(default=16, metadata={"help": "images per process per step"})
-    learning_rate: float | None = field(
-        default=None,
-        metadata={"help": "Adam/AdamW/SGD: the rate (3e-4 for Adam); LARS: the base rate (0.2) x batch/256. "
-                          "The paper's 0.2 is sized for batches of 4096 over ~100k steps: short small-batch "
-                          "LARS runs need more (the 800-step demo at batch 64 loses to random init at 0.2 "
-                          "and beats it at 3.2)"},
-    )
-    optimizer: str = field(default="adam",
-                           metadata={"help": "the optimiser", "choices": ("adam", "adamw", "sgd", "lars")})
-    weight_decay: float | None = None
-    lr_schedule: str = field(default="cosine", metadata={"help": "cosine (with warm-up) or constant",
-                                                         "choices": ("cosine", "constant")})
-    warmup_steps: int | None = field(default=None, metadata={"help": "default: 5%% of num_train_steps"})
-    gradient_accumulation_steps: int = 1
-    max_grad_norm: float | None = None
+    num_train_steps: int = _option(100_000, "optimiser steps")
+    batch_size: int = _option(16, "images per process per step")
+    learning_rate: float | None = _option(
+        None, "Adam/AdamW/SGD: the rate (default 3e-4 for Adam, 0.05 for SGD); LARS: the base rate (default 0.2) "
+        "x batch/256. The paper's 0.2 is sized for batches of 4096 over ~100k steps; short small-batch LARS "
+        "runs need more (see the README on LARS)")
+    optimizer: str = _option("adam", "the optimiser", choices=("adam", "adamw", "sgd", "lars"))
+    weight_decay: float | None = _option(None, "weight decay (default: the optimiser's own)")
+    lr_schedule: str = _option("cosine", "cosine (with linear warm-up) or constant", choices=("cosine", "constant"))
+    warmup_steps: int | None = _option(None, "linear warm-up steps of the cosine schedule; default: 5% of "
+                                       "num_train_steps")
+    gradient_accumulation_steps: int = _option(1, "batches per optimiser step")
+    max_grad_norm: float | None = _option(None, "clip gradients to this norm")
     # Speed
-    mixed_precision: str = field(default="auto", metadata={
-        "help": "autocast precision; auto: bf16 where the device has it (recent GPUs, AVX512-BF16/AMX CPUs), else no",
-        "choices": ("auto", "no", "bf16", "fp16")})
-    channels_last: bool = True
-    compile: bool = False
-    sync_batchnorm: bool = field(default=True, metadata={"help": "SyncBatchNorm on multi-GPU runs"})
-    num_workers: int | None = field(default=None, metadata={
-        "help": "DataLoader worker processes; default: from the cores this process may use "
-                "(byol_pytorch.devices.default_num_workers)"})
-    loader_crops: bool = field(default=True, metadata={
-        "help": "for an ImageFolderDataset: draw the views' crops and flips in the loader from the whole "
-                "photo and send them as uint8 (off: centre-crop the image first, crop on the device)"})
-    gpu_decode: bool = field(default=False, metadata={
-        "help": "with loader_crops: send JPEGs undecoded and decode them in batches on the GPU "
-                "(torchvision.io.decode_jpeg, nvJPEG); other formats are still decoded by the workers"})
+    mixed_precision: str = _option(
+        "auto", "autocast precision; auto: bf16 where the device has it (recent GPUs, AVX512-BF16/AMX CPUs), else no",
+        choices=("auto", "no", "bf16", "fp16"))
+    # On by default here (BYOL's own default is off): the trainer also makes the weights channels-last.
+    channels_last: bool = _option(True, "channels-last memory format for the network's weights and views")
+    compile: bool = _option(False, "torch.compile the learner")
+    sync_batchnorm: bool = _option(True, "SyncBatchNorm on multi-GPU runs")
+    num_workers: int | None = _option(
+        None, "DataLoader worker processes; default: from the cores this process may use: on a GPU all but one per "
+        "process (at most 16), on a CPU a quarter (byol_pytorch.devices.default_num_workers)")
+    loader_crops: bool = _option(
+        True, "for an ImageFolderDataset: draw the views' crops and flips in the loader from the whole photo and "
+        "send them as uint8 (off: centre-crop the image first, crop on the device)")
+    gpu_decode: bool = _option(
+        False, "with loader_crops: send JPEGs undecoded and decode them in batches on the GPU "
+        "(torchvision.io.decode_jpeg, nvJPEG); other formats are still decoded by the workers")
     # Run folder, checkpoints, logging
-    output_dir: str = "./checkpoints"
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    resume: bool | str = False
-    seed: int = 0
-    log_every: int = 10
-    log_with: str | None = field(default=None, metadata={"help": "accelerate tracker: tensorboard, wandb, ..."})
-    knn_every: int = 0
-    knn_k: int = 20
-    progress: bool = True
+    output_dir: str = _option("./checkpoints", "the run folder: checkpoints, net.pt, metrics.jsonl")
+    checkpoint_every: int = _option(1000, "steps between checkpoints (and net.pt)")
+    keep_checkpoints: int = _option(3, "newest checkpoints kept")
+    resume: bool | str = _option(False, "continue the run in output_dir from its latest intact checkpoint, or "
+                                 "from PATH (a checkpoint or run folder)")
+    seed: int = _option(0, "seed of the initial weights, batches and augmentations")
+    log_every: int = _option(10, "steps between lines of metrics.jsonl")
+    log_with: str | None = _option(None, "accelerate tracker: tensorboard, wandb, ...")
+    knn_every: int = _option(0, "steps between kNN accuracy checks on the evaluation images (0: never)")
+    knn_k: int = _option(20, "neighbours of the kNN vote")
+    progress: bool = _option(True, "show a progress bar")
 
     def validate(self) -> None:
-        """Raises ``ValueError`` naming the first option out of range."""
+        """Raises :class:`~byol_pytorch.errors.OptionError` naming the first option out of range."""
         positive = ("projection_size", "projection_hidden_size", "num_train_steps", "batch_size",
                     "gradient_accumulation_steps", "checkpoint_every", "keep_checkpoints", "log_every", "knn_k")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise OptionError(name, f"must be a positive integer, got {value!r}")
         for f in dataclasses.fields(self):
             allowed = f.metadata.get("choices")
             if allowed and getattr(self, f.name) not in allowed:
-                raise ValueError(f"{f.name} must be one of {', '.join(allowed)}; got {getattr(self, f.name)!r}")
-        if not 0.0 <= self.moving_average_decay <= 1.0:
-            raise ValueError(f"moving_average_decay must be in [0, 1], got {self.moving_average_decay!r}")
-        if self.learning_rate is not None and self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
-        if self.warmup_steps is not None and not 0 <= self.warmup_steps <= self.num_train_steps:
-            raise ValueError(f"warmup_steps must be in [0, num_train_steps], got {self.warmup_steps!r}")
-        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
-            raise ValueError(f"max_grad_norm must be positive, got {self.max_grad_norm!r}")
-        if (self.num_workers is not None and self.num_workers < 0) or self.knn_every < 0:
-            raise ValueError("num_workers and knn_every must be >= 0")
+                raise OptionError(f.name, f"must be one of {', '.join(allowed)}; got {getattr(self, f.name)!r}")
+        checks = (
+            ("moving_average_decay", 0.0 <= self.moving_average_decay <= 1.0, "must be in [0, 1]"),
+            ("learning_rate", self.learning_rate is None or self.learning_rate > 0, "must be positive"),
+            ("warmup_steps", self.warmup_steps is None or 0 <= self.warmup_steps <= self.num_train_steps,
+             "must be in [0, num_train_steps]"),
+            ("max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0, "must be positive"),
+            ("num_workers", self.num_workers is None or self.num_workers >= 0, "must be >= 0"),
+            ("knn_every", self.knn_every >= 0, "must be >= 0"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                raise OptionError(name, f"{expected}, got {getattr(self, name)!r}")
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> TrainerConfig:

@@ -14,13 +14,18 @@ from pathlib import Path
 class OptionError(ValueError):
     """An option's value is out of range or of the wrong kind.
 
+    The message is ``"<option> <problem>"``; a caller that spells the option
+    differently (the command line's ``--batch-size``) puts its own name before
+    :attr:`problem`.
+
     Attributes:
         option: the option's name as the API spells it (``"batch_size"``).
+        problem: what is wrong with the value (``"must be a positive integer, got 0"``).
     """
 
-    def __init__(self, option: str, message: str) -> None:
-        super().__init__(message)
-        self.option = option
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"{option} {problem}")
+        self.option, self.problem = option, problem
 
 
 class ImageSizeError(ValueError):

@@ -1,7 +1,7 @@
 """A one-page picture of a training run: loss, schedules, collapse monitor and kNN accuracy.
 
 :func:`draw_report` turns the records of ``metrics.jsonl`` (see
-:func:`byol_pytorch.trainer.load_metrics`) into a PNG with matplotlib's
+:func:`byol_pytorch.metrics.load_metrics`) into a PNG with matplotlib's
 Agg renderer (no pyplot, no display needed).
 Every panel plots only the records that carry its key; a panel with nothing
 to show says so instead of failing, so a run cut short, a run without a kNN
@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .progress import COLLAPSE_FRACTION
-from .trainer import load_metrics
+from .health import COLLAPSE_FRACTION
+from .metrics import load_metrics
 
 __all__ = ["draw_report", "load_metrics", "series"]
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .errors import OptionError
+
 # Accelerate's tracker name -> (its availability check in accelerate.utils, the pip package).
 TRACKER_PACKAGES = {
     "tensorboard": ("is_tensorboard_available", "tensorboard"),
@@ -39,7 +41,7 @@ def check_trackers(log_with: str | Sequence[object] | None) -> None:
             Tracker objects (instances of accelerate's ``GeneralTracker``) are not checked.
 
     Raises:
-        ValueError: names the tracker and the ``pip install`` that provides it, or the known names.
+        OptionError: names the tracker and the ``pip install`` that provides it, or the known names.
     """
     import accelerate.utils
 
@@ -47,10 +49,10 @@ def check_trackers(log_with: str | Sequence[object] | None) -> None:
         if name == "all":
             continue
         if name not in TRACKER_PACKAGES:
-            raise ValueError(f"log_with {name!r} is not a tracker accelerate knows; "
-                             f"expected one of {', '.join(TRACKER_PACKAGES)} or 'all'")
+            raise OptionError("log_with", f"{name!r} is not a tracker accelerate knows; "
+                                          f"expected one of {', '.join(TRACKER_PACKAGES)} or 'all'")
         check, package = TRACKER_PACKAGES[name]
         available = getattr(accelerate.utils, check, None)
         if available is not None and not available():
-            raise ValueError(f"log_with {name!r} needs the {package} package, which is not installed: "
-                             f"pip install {package}")
+            raise OptionError("log_with", f"{name!r} needs the {package} package, which is not installed: "
+                                          f"pip install {package}")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
-import itertools
 import json
 import os
 import time
@@ -22,7 +22,6 @@ from torch.utils.data import DataLoader, Dataset
 from .checkpoint import (
     atomic_save,
     checkpoint_name,
-    first_non_finite,
     list_checkpoints,
     prune_checkpoints,
     remove_stale_temporaries,
@@ -33,25 +32,30 @@ from .data import CroppedViews, ImageFolderDataset, LoaderCrops, collate_images,
 from .data.gpu_decode import EncodedBatch, collate_encoded, decode_views
 from .devices import default_num_workers, resolve_mixed_precision
 from .distributed import broadcast_bytes, convert_sync_batchnorm, gather_rng_states, restore_rng_state
-from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
+from .errors import CheckpointError, DiskFullError
 from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
 from .export import save_network
+from .health import check_state_finite
 from .model import BYOL
 from .optim import build_optimizer, optimizer_class, scaled_learning_rate, warmup_cosine
 from .probe import OnlineProbe, count_classes
+from .run_log import RunLogger
 from .trackers import check_trackers
 from .trainer_kwargs import (
+    BYOL_CONFIG_FIELDS,
     accelerator_arguments,
     check_optimizer_kwargs,
+    check_prebuilt_learner,
     merge_accelerator_kwargs,
     merge_byol_kwargs,
     merge_checkpoint_folder,
     merge_optimizer_kwargs,
+    take_byol_options,
 )
 
 DEFAULT_LR = {"adam": 3e-4, "adamw": 3e-4, "sgd": 0.05, "lars": 0.2}
 
-__all__ = ["BYOLTrainer", "DiskFullError", "NonFiniteLossError", "NonFiniteStateError", "load_metrics"]
+__all__ = ["BYOLTrainer"]
 
 
 class BYOLTrainer:
@@ -61,14 +65,18 @@ class BYOLTrainer:
     (``accelerate launch train.py``). ``batch_size`` is per process.
 
     Args:
-        net: the image network to improve (trained in place).
+        net: the image network to improve (trained in place), or a
+            :class:`BYOL` learner built around it, used as it is (then give no
+            BYOL argument here and leave ``image_size`` out or equal to the
+            learner's).
         dataset: any dataset of images: items may be tensors, PIL images,
             numpy arrays or ``(image, label)`` pairs (labels ignored). An
             :class:`~byol_pytorch.data.ImageFolderDataset` is read through
             a copy that crops both views in the loader workers from the whole
             photo and sends them as uint8 (``loader_crops``; not with
             ``augment_fn``), the colour part running on the device.
-        image_size: side of the augmented views, int or ``(height, width)``.
+        image_size: side of the augmented views, int or ``(height, width)``;
+            required unless ``net`` is a :class:`BYOL`.
         eval_dataset: a labelled dataset for the periodic kNN monitor
             (``knn_every``); half of it is the memory bank, half the queries.
         probe_dataset: labelled images for an online linear probe: a linear
@@ -98,18 +106,35 @@ class BYOLTrainer:
             ...); ``mixed_precision``, ``gradient_accumulation_steps`` and
             ``log_with`` are the trainer's options, with the same rule.
         **options: every field of :class:`TrainerConfig` (learning_rate,
-            num_train_steps, batch_size, checkpoint_every, ...).
+            num_train_steps, batch_size, checkpoint_every, ...), and every
+            other argument of :class:`BYOL` (``crop_scale``, ``mean``,
+            ``std``, ``spatial_pool``, ``token_pool``, ``trace``, ...), as if
+            given in ``byol_kwargs``.
+
+    Attributes:
+        learner: the :class:`BYOL` module being trained.
+        net: the user's network (the learner's online encoder shares its weights).
+        optimizer, scheduler: built with the trainer; checkpointed with the run.
+        step: optimiser steps done. ``epoch`` and ``batch_in_epoch`` say where
+            in the data the next batch comes from.
+        history: every record written to ``metrics.jsonl``, also on processes
+            that write no file.
+        prepared_model: the learner as ``accelerator.prepare`` wrapped it
+            (``DistributedDataParallel`` on several processes) while and after
+            training; ``None`` before.
 
     Raises:
+        OptionError: an option is out of range (it names the option).
         ValueError: two ways of giving one option disagree (the message names both).
         TypeError: an unknown option, or a dict key its target does not take.
+        FileExistsError: ``output_dir`` holds checkpoints and ``resume`` is off.
     """
 
     def __init__(
         self,
         net: nn.Module,
         dataset: Dataset,
-        image_size: int | tuple[int, int],
+        image_size: int | tuple[int, int] | None = None,
         *,
         eval_dataset: Dataset | None = None,
         probe_dataset: Dataset | None = None,
@@ -127,61 +152,79 @@ class BYOLTrainer:
         if accelerator is not None and accelerator_kwargs:
             raise ValueError("accelerator and accelerator_kwargs were both given; pass arguments for a new "
                              "Accelerator or an Accelerator, not both")
+        if probe_dataset is not None and eval_dataset is None:
+            raise ValueError("probe_dataset was given without eval_dataset; the probe is scored on eval_dataset")
         merge_checkpoint_folder(options, checkpoint_folder)
         views = {"augment_fn": augment_fn, "augment_fn2": augment_fn2, "normalize": normalize}
-        byol_extra = merge_byol_kwargs(byol_kwargs, options, views, image_size)
+        byol_kwargs = take_byol_options(byol_kwargs, options)
+        if isinstance(net, BYOL):
+            check_prebuilt_learner(net, image_size, byol_kwargs, views, options)
+            byol_extra: dict[str, Any] = {}
+        else:
+            if image_size is None:
+                raise TypeError("BYOLTrainer needs image_size (the side of the views) unless net is a BYOL")
+            byol_extra = merge_byol_kwargs(byol_kwargs, options, views, image_size)
         self.optimizer_kwargs = merge_optimizer_kwargs(optimizer_kwargs, options)
         accelerator_overrides = merge_accelerator_kwargs(accelerator_kwargs, options)
         self.config = config = TrainerConfig.from_kwargs(**options)
         check_trackers(config.log_with if accelerator is None else None)
         check_optimizer_kwargs(optimizer_class(optimizer_klass or config.optimizer), self.optimizer_kwargs)
-        self.net, self.dataset, self.eval_dataset = net, dataset, eval_dataset
-        if probe_dataset is not None and eval_dataset is None:
-            raise ValueError("probe_dataset was given without eval_dataset; the probe is scored on eval_dataset")
-        self.probe_dataset = probe_dataset
-        self._probe: OnlineProbe | None = None
         self.output_dir = Path(config.output_dir)
         if not config.resume and list_checkpoints(self.output_dir):
             raise FileExistsError(
                 f"{self.output_dir} already holds checkpoints; pass resume=True to continue that run "
                 "or choose another output_dir"
             )
-        self.learner = BYOL(net, image_size, **{
-            "hidden_layer": config.hidden_layer, "projection_size": config.projection_size,
-            "projection_hidden_size": config.projection_hidden_size, **views,
-            "moving_average_decay": config.moving_average_decay, "use_momentum": config.use_momentum,
-            # The trainer swaps in SyncBatchNorm itself on multi-GPU runs; the heads follow the same rule.
-            "sync_batchnorm": None if config.sync_batchnorm else False,
-            "ema_total_steps": config.num_train_steps if config.ema_schedule else None,
-            "ema_buffers": config.ema_buffers, "concat_views": config.concat_views,
-            "channels_last": config.channels_last, **byol_extra,
-        })
-        if accelerator is None:
-            multi = accelerator_is_distributed()
-            # Only a traced graph drops the layers after the hidden one; otherwise (a hook, timm's
-            # pre-logits, one field of a transformers output) the classifier's parameters get no gradient.
-            unused = multi and self.learner.online_encoder.mode not in ("traced", "output")
-            if unused:
-                warnings.warn("the network is not cut at the hidden layer, so layers after it keep "
-                              "parameters without gradients; DDP will search for unused parameters (slower)")
-            on_cpu = accelerator_overrides.get("cpu") or not torch.cuda.is_available()
-            accelerator = Accelerator(**accelerator_arguments({
-                "mixed_precision": resolve_mixed_precision(config.mixed_precision, "cpu" if on_cpu else "cuda"),
-                "gradient_accumulation_steps": config.gradient_accumulation_steps,
-                "log_with": config.log_with, "project_dir": str(self.output_dir),
-                # non_blocking: pinned batches are copied to the GPU while it computes.
-                "dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed,
-                                                             non_blocking=True),
-                "kwargs_handlers": [DistributedDataParallelKwargs(find_unused_parameters=unused)],
-            }, accelerator_overrides))
-        self.accelerator = accelerator
+        self.dataset, self.eval_dataset, self.probe_dataset = dataset, eval_dataset, probe_dataset
+        if isinstance(net, BYOL):
+            self.learner, self.net = net, net.net
+        else:
+            self.learner, self.net = self._build_learner(net, image_size, views, byol_extra), net
+        self.accelerator = accelerator or self._build_accelerator(accelerator_overrides)
         self.optimizer_klass = optimizer_klass
-        self.step = 0
+        self.optimizer = self._build_optimizer()
+        self.scheduler = self._build_scheduler(self.optimizer)
+        self.step = self.epoch = self.batch_in_epoch = 0
         self.history: list[dict[str, Any]] = []
         self.data_wait_s = 0.0
+        self.probe: OnlineProbe | None = None
+        self.prepared_model: nn.Module | None = None
         self.train_dataset = self._training_dataset()
 
     # -- set-up ------------------------------------------------------------------
+
+    def _build_learner(self, net: nn.Module, image_size: int | tuple[int, int], views: dict[str, Any],
+                       byol_extra: dict[str, Any]) -> BYOL:
+        """The BYOL learner of the config's model options, ``views`` and the other BYOL arguments given."""
+        c = self.config
+        return BYOL(net, image_size, **{
+            **{name: getattr(c, name) for name in BYOL_CONFIG_FIELDS}, **views,
+            # The trainer swaps in SyncBatchNorm itself on multi-GPU runs; the heads follow the same rule.
+            "sync_batchnorm": None if c.sync_batchnorm else False,
+            "ema_total_steps": c.num_train_steps if c.ema_schedule else None,
+            **byol_extra,
+        })
+
+    def _build_accelerator(self, overrides: dict[str, Any]) -> Accelerator:
+        """The run's Accelerator: the config's precision, accumulation and trackers, ``overrides`` on top."""
+        c = self.config
+        multi = accelerator_is_distributed()
+        # Only a traced graph drops the layers after the hidden one; otherwise (a hook, timm's
+        # pre-logits, one field of a transformers output) the classifier's parameters get no gradient.
+        unused = multi and self.learner.online_encoder.mode not in ("traced", "output")
+        if unused:
+            warnings.warn("the network is not cut at the hidden layer, so layers after it keep "
+                          "parameters without gradients; DDP will search for unused parameters (slower)")
+        on_cpu = overrides.get("cpu") or not torch.cuda.is_available()
+        return Accelerator(**accelerator_arguments({
+            "mixed_precision": resolve_mixed_precision(c.mixed_precision, "cpu" if on_cpu else "cuda"),
+            "gradient_accumulation_steps": c.gradient_accumulation_steps,
+            "log_with": c.log_with, "project_dir": str(self.output_dir),
+            # non_blocking: pinned batches are copied to the GPU while it computes.
+            "dataloader_config": DataLoaderConfiguration(use_seedable_sampler=True, data_seed=c.seed,
+                                                         non_blocking=True),
+            "kwargs_handlers": [DistributedDataParallelKwargs(find_unused_parameters=unused)],
+        }, overrides))
 
     @property
     def global_batch_size(self) -> int:
@@ -263,18 +306,17 @@ class BYOLTrainer:
 
     # -- checkpoints ---------------------------------------------------------------
 
-    def _state(self, optimizer: Any, epoch: int, batch_in_epoch: int, rng: list[dict[str, Any]]) -> dict[str, Any]:
-        learner = self.accelerator.unwrap_model(self._model)
+    def _state(self, rng: list[dict[str, Any]]) -> dict[str, Any]:
         state = {
-            "format": 2, "step": self.step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
-            "learner": learner.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": self._scheduler.state_dict(), "rng": rng[0], "rng_per_process": rng,
+            "format": 2, "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "learner": self.learner.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": rng[0], "rng_per_process": rng,
             "config": {k: v for k, v in self.config.to_dict().items() if isinstance(v, (int, float, str, bool))},
         }
         if self.accelerator.scaler is not None:
             state["scaler"] = self.accelerator.scaler.state_dict()
-        if self._probe is not None:
-            state["probe"] = self._probe.state_dict()
+        if self.probe is not None:
+            state["probe"] = self.probe.state_dict()
         return state
 
     def sync_buffers(self) -> None:
@@ -286,56 +328,29 @@ class BYOLTrainer:
         """
         if self.accelerator.num_processes == 1:
             return
-        learner = self.accelerator.unwrap_model(self._model)
         with torch.no_grad():
-            for buffer in learner.buffers():
+            for buffer in self.learner.buffers():
                 if buffer.is_floating_point():
                     buffer.copy_(self.accelerator.reduce(buffer.clone(), "mean"))
 
-    def check_state_finite(self, optimizer: Any) -> None:
-        """Raises :class:`NonFiniteStateError` if any weight, buffer or optimiser state is NaN or infinite.
-
-        Online and target networks, heads and the optimiser's moments are read
-        in one fused pass. Every process checks its own copy and they agree
-        on the verdict, so all of them stop together.
-        """
-        learner = self.accelerator.unwrap_model(self._model)
-        # The user's own names first (they are what net.pt holds), then what only the learner has.
-        mine = [(f"net.{k}", v) for k, v in self.net.state_dict().items()]
-        seen = {v.data_ptr() for _, v in mine}
-        rest = [(f"learner.{k}", v) for k, v in learner.state_dict().items()
-                if isinstance(v, torch.Tensor) and v.data_ptr() not in seen]
-        names = {p: n for n, p in learner.named_parameters()}
-        moments = [(f"optimizer.{names.get(p, '?')}.{key}", value)
-                   for p, slots in optimizer.state.items() for key, value in slots.items()
-                   if isinstance(value, torch.Tensor)]
-        bad = first_non_finite(itertools.chain(mine, rest, moments))
-        flag = torch.tensor(float(bad is not None), device=self.accelerator.device)
-        if self.accelerator.num_processes > 1:
-            flag = self.accelerator.reduce(flag, "sum")
-        if flag.item() > 0:
-            name = bad or "a tensor on another process"
-            raise NonFiniteStateError(
-                f"{name} holds NaN or infinite values at step {self.step}; nothing of this step was saved and "
-                f"the newest checkpoint in {self.output_dir} is the last good one. Lower the learning rate, "
-                "set max_grad_norm or try mixed_precision='no'", name, self.step)
-
-    def save_checkpoint(self, optimizer: Any, epoch: int, batch_in_epoch: int) -> Path | None:
+    def save_checkpoint(self) -> Path | None:
         """Writes the full training state, ``net.pt`` and ``net.safetensors`` (main process only); returns the path.
+
+        Every process must call it (it averages batch-norm statistics and
+        gathers random states). Before training it saves the initial state.
 
         Raises:
             NonFiniteStateError: a tensor of the state is not finite; nothing is written.
             DiskFullError: the disk filled up; what was saved before is intact.
         """
         self.sync_buffers()
-        self.check_state_finite(optimizer)
+        check_state_finite(self.net, self.learner, self.optimizer, self.step, self.output_dir, self.accelerator)
         # Every process draws its own augmentations: each one's generators are saved, so that a
         # resumed multi-process run continues exactly as an uninterrupted one.
         rng = gather_rng_states(self.accelerator)
         if not self.accelerator.is_main_process:
             return None
-        path = atomic_save(self._state(optimizer, epoch, batch_in_epoch, rng),
-                           self.output_dir / checkpoint_name(self.step))
+        path = atomic_save(self._state(rng), self.output_dir / checkpoint_name(self.step))
         save_network(self.net.state_dict(), self.output_dir)
         prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
         return path
@@ -361,7 +376,7 @@ class BYOLTrainer:
         for path in reversed(list_checkpoints(folder)):
             try:
                 safe_load(path, map_location="meta")
-            except ValueError as err:
+            except CheckpointError as err:
                 warnings.warn(f"skipping {path}: {str(err).split(';')[0]}", stacklevel=3)
                 continue
             return path
@@ -377,7 +392,7 @@ class BYOLTrainer:
 
         Raises:
             FileNotFoundError: the checkpoint asked for does not exist (on every process).
-            ValueError: the checkpoint asked for is corrupt (on every process).
+            CheckpointError: the checkpoint asked for is corrupt (on every process).
         """
         if not self.config.resume:
             return None, None
@@ -387,17 +402,20 @@ class BYOLTrainer:
         if acc.is_main_process:
             try:
                 path = self._resume_path()
-            except (FileNotFoundError, ValueError) as err:
-                decision = {"error": type(err).__name__, "message": str(err)}
+            except FileNotFoundError as err:
+                decision = {"error": "FileNotFoundError", "message": str(err)}
+            except CheckpointError as err:
+                decision = {"error": "CheckpointError", "message": str(err), "path": str(err.path)}
             else:
                 decision = {"path": None if path is None else str(path)}
                 if path is not None and acc.num_processes > 1:
                     data = path.read_bytes()
         if acc.num_processes > 1:
             decision = json.loads(broadcast_bytes(acc, json.dumps(decision).encode()))
-        if "error" in decision:
-            cls = FileNotFoundError if decision["error"] == "FileNotFoundError" else ValueError
-            raise cls(decision["message"])
+        if decision.get("error") == "FileNotFoundError":
+            raise FileNotFoundError(decision["message"])
+        if decision.get("error") == "CheckpointError":
+            raise CheckpointError(decision["message"], decision["path"])
         if decision["path"] is None:
             return None, None
         path = Path(decision["path"])
@@ -407,19 +425,19 @@ class BYOLTrainer:
         data = broadcast_bytes(acc, data)
         return path, torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
-    def _load(self, state: dict[str, Any], optimizer: Any) -> tuple[int, int]:
-        self.accelerator.unwrap_model(self._model).load_state_dict(state["learner"])
-        optimizer.load_state_dict(state["optimizer"])
+    def _load(self, state: dict[str, Any]) -> None:
+        """Puts the run where ``state`` (a checkpoint's contents) left it; the learner is already on its device."""
+        self.learner.load_state_dict(state["learner"])
+        self.optimizer.load_state_dict(state["optimizer"])
         if "scheduler" in state:
-            self._scheduler.load_state_dict(state["scheduler"])
+            self.scheduler.load_state_dict(state["scheduler"])
         else:  # format 1: the schedule is a function of the step
-            self._scheduler.last_epoch = int(state["step"]) - 1
-            self._scheduler.step()
+            self.scheduler.last_epoch = int(state["step"]) - 1
+            self.scheduler.step()
         if "scaler" in state and self.accelerator.scaler is not None:
             self.accelerator.scaler.load_state_dict(state["scaler"])
         restore_rng_state(self._own_rng_state(state))
-        self.step = int(state["step"])
-        return int(state["epoch"]), int(state["batch_in_epoch"])
+        self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
 
     def _own_rng_state(self, state: dict[str, Any]) -> dict[str, Any]:
         per_process = state.get("rng_per_process")
@@ -437,110 +455,146 @@ class BYOLTrainer:
 
     def __call__(self) -> nn.Module:
         """Trains for ``num_train_steps`` optimiser steps and returns the improved network."""
-        from .progress import RunLogger
+        set_seed(self.config.seed, device_specific=True)
+        with self._placed_for_training() as (model, optimizer, loader):
+            resume_state = self._resume()
+            self.probe = self._build_probe((resume_state or {}).get("probe"))
+            logger = RunLogger(self.accelerator, self.config, self.output_dir, self.learner.representation_dim,
+                               self.history, start_step=self.step)
+            try:
+                self._train(model, optimizer, loader, logger)
+            except DiskFullError as err:
+                intact = list_checkpoints(self.output_dir)
+                resume = (f"the last intact checkpoint is {intact[-1]}; free some space and resume from it"
+                          if intact else "no checkpoint of this run was written yet")
+                raise DiskFullError(f"{err} at step {self.step}; {resume}", err.path) from err
+            finally:
+                self.data_wait_s = logger.total_wait
+                logger.close(self.step)
+        self._report_skipped_files()
+        self.accelerator.end_training()
+        return self.net
 
+    @contextlib.contextmanager
+    def _placed_for_training(self) -> Iterator[tuple[nn.Module, Any, Any]]:
+        """The learner, optimiser and loader as Accelerate prepared them; the network's own state comes back after.
+
+        While training, the network's batch norms may be SyncBatchNorm (several
+        GPUs) and its weights channels-last on the training device; afterwards
+        it has its own module types, memory format and device again.
+        """
         c, acc = self.config, self.accelerator
-        set_seed(c.seed, device_specific=True)
         net_device = next(self.net.parameters()).device
         restore_bn = None
         if c.sync_batchnorm and acc.num_processes > 1 and acc.device.type == "cuda":
             restore_bn = convert_sync_batchnorm(self.learner)
         if c.channels_last:
             self.learner.to(memory_format=torch.channels_last)
-        optimizer = self._build_optimizer()
-        self._scheduler = self._build_scheduler(optimizer)
-        loader = self._dataloader()
-        if acc.is_main_process:
-            for stale in remove_stale_temporaries(self.output_dir):
-                acc.print(f"removed {stale}, left by a process killed while saving")
-        if self._encoded:  # compressed files stay on the host: the decoder reads them from there
-            model, optimizer = acc.prepare(self.learner, optimizer)
-            loader = acc.prepare_data_loader(loader, device_placement=False)
-        else:
-            model, optimizer, loader = acc.prepare(self.learner, optimizer, loader)
-        self._model = model
-        if c.compile:
-            model = torch.compile(model)
-        epoch = batch_in_epoch = 0
-        resume_from, resume_state = self._shared_resume()
-        if resume_state is not None:
-            epoch, batch_in_epoch = self._load(resume_state, optimizer)
-            where = f" (the main process's choice, sent to all {acc.num_processes})" if acc.num_processes > 1 else ""
-            acc.print(f"resumed from {resume_from} at step {self.step}{where}")
-        learner = acc.unwrap_model(self._model)
-        self._probe = self._build_probe(learner, (resume_state or {}).get("probe"))
-        logger = RunLogger(self, acc, start_step=self.step)
         try:
-            while self.step < c.num_train_steps:
-                loader.set_epoch(epoch)
-                if isinstance(self.train_dataset, ImageFolderDataset):
-                    self.train_dataset.set_epoch(epoch)  # the loader crops of this epoch
-                batches = acc.skip_first_batches(loader, batch_in_epoch) if batch_in_epoch else loader
-                for images in _timed(batches, logger):
-                    if isinstance(images, EncodedBatch):
-                        images = decode_views(images, learner.image_size, acc.device)
-                    with acc.accumulate(model):
-                        if isinstance(images, CroppedViews):
-                            out = model(views=images, return_details=True)
-                        else:
-                            out = model(images, return_details=True)
-                        acc.backward(out.loss)
-                        if acc.sync_gradients and c.max_grad_norm:
-                            acc.clip_grad_norm_(model.parameters(), c.max_grad_norm)
-                        optimizer.step()
-                        optimizer.zero_grad(set_to_none=True)
-                    batch_in_epoch += 1
-                    logger.record(out, images[0].shape[0] if isinstance(images, CroppedViews) else images.shape[0])
-                    if not acc.sync_gradients:
-                        continue
-                    # The rate and decay this step used, read before either schedule advances.
-                    lr, tau = optimizer.param_groups[0]["lr"], learner.current_tau
-                    learner.update_moving_average()
-                    self._scheduler.step()
-                    self.step += 1
-                    if self.step % c.log_every == 0 or self.step == c.num_train_steps:
-                        logger.log(self.step, lr, tau)
-                    if c.knn_every and self.eval_dataset is not None and self.step % c.knn_every == 0:
-                        logger.log_knn(self.step, self.knn_accuracy())
-                    if self._probe is not None:
-                        loss = self._probe.train_step(learner, acc.device)
-                        if c.knn_every and self.step % c.knn_every == 0 or self.step == c.num_train_steps:
-                            logger.log_probe(self.step, self._probe.accuracy(learner, self.eval_dataset, acc.device),
-                                             loss)
-                    if self.step % c.checkpoint_every == 0 or self.step == c.num_train_steps:
-                        logger.check_finite(self.step)
-                        self.save_checkpoint(optimizer, epoch, batch_in_epoch)
-                    if self.step >= c.num_train_steps:
-                        break
-                else:
-                    epoch, batch_in_epoch = epoch + 1, 0
-        except DiskFullError as err:
-            intact = list_checkpoints(self.output_dir)
-            resume = (f"the last intact checkpoint is {intact[-1]}; free some space and resume from it"
-                      if intact else "no checkpoint of this run was written yet")
-            raise DiskFullError(f"{err} at step {self.step}; {resume}", err.path) from err
+            loader = self._dataloader()
+            if acc.is_main_process:
+                for stale in remove_stale_temporaries(self.output_dir):
+                    acc.print(f"removed {stale}, left by a process killed while saving")
+            if self._encoded:  # compressed files stay on the host: the decoder reads them from there
+                model, optimizer = acc.prepare(self.learner, self.optimizer)
+                loader = acc.prepare_data_loader(loader, device_placement=False)
+            else:
+                model, optimizer, loader = acc.prepare(self.learner, self.optimizer, loader)
+            self.prepared_model = model
+            yield (torch.compile(model) if c.compile else model), optimizer, loader
         finally:
-            self.data_wait_s = logger.total_wait
-            logger.close()
             if restore_bn is not None:
                 restore_bn()
             self.net.to(device=net_device, memory_format=torch.contiguous_format)
+
+    def _resume(self) -> dict[str, Any] | None:
+        """Loads the checkpoint that ``resume`` names, if any; returns its contents."""
+        acc = self.accelerator
+        resume_from, state = self._shared_resume()
+        if state is not None:
+            self._load(state)
+            where = f" (the main process's choice, sent to all {acc.num_processes})" if acc.num_processes > 1 else ""
+            acc.print(f"resumed from {resume_from} at step {self.step}{where}")
+        return state
+
+    def _train(self, model: nn.Module, optimizer: Any, loader: Any, logger: RunLogger) -> None:
+        """Runs optimiser steps until ``num_train_steps``, epoch after epoch, from ``epoch``/``batch_in_epoch``."""
+        acc, total = self.accelerator, self.config.num_train_steps
+        while self.step < total:
+            loader.set_epoch(self.epoch)
+            if isinstance(self.train_dataset, ImageFolderDataset):
+                self.train_dataset.set_epoch(self.epoch)  # the loader crops of this epoch
+            batches = acc.skip_first_batches(loader, self.batch_in_epoch) if self.batch_in_epoch else loader
+            for images in _timed(batches, logger):
+                out, batch = self._forward_backward(model, optimizer, images)
+                self.batch_in_epoch += 1
+                logger.record(out, batch)
+                if acc.sync_gradients:
+                    self._after_optimizer_step(logger)
+                if self.step >= total:
+                    return
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    def _forward_backward(self, model: nn.Module, optimizer: Any, images: Any) -> tuple[Any, int]:
+        """One batch: the loss, its gradients, and the optimiser step when the accumulation is complete.
+
+        Returns:
+            The learner's :class:`~byol_pytorch.BYOLOutput` and the batch's image count (this process).
+        """
+        acc = self.accelerator
+        if isinstance(images, EncodedBatch):
+            images = decode_views(images, self.learner.image_size, acc.device)
+        with acc.accumulate(model):
+            if isinstance(images, CroppedViews):
+                out, batch = model(views=images, return_details=True), images[0].shape[0]
+            else:
+                out, batch = model(images, return_details=True), images.shape[0]
+            acc.backward(out.loss)
+            if acc.sync_gradients and self.config.max_grad_norm:
+                acc.clip_grad_norm_(model.parameters(), self.config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return out, batch
+
+    def _after_optimizer_step(self, logger: RunLogger) -> None:
+        """The target's EMA, the schedules, then logging, monitors and checkpoints of the step just taken."""
+        c = self.config
+        # The rate and decay this step used, read before either schedule advances.
+        lr, tau = self.optimizer.param_groups[0]["lr"], self.learner.current_tau
+        self.learner.update_moving_average()
+        self.scheduler.step()
+        self.step += 1
+        last = self.step == c.num_train_steps
+        if self.step % c.log_every == 0 or last:
+            logger.log(self.step, lr, tau)
+        monitor_now = bool(c.knn_every) and self.step % c.knn_every == 0
+        if monitor_now and self.eval_dataset is not None:
+            logger.log_knn(self.step, self.knn_accuracy())
+        if self.probe is not None:
+            loss = self.probe.train_step(self.learner, self.accelerator.device)
+            if monitor_now or last:
+                logger.log_probe(self.step, self.probe.accuracy(self.learner, self.eval_dataset,
+                                                                self.accelerator.device), loss)
+        if self.step % c.checkpoint_every == 0 or last:
+            logger.check_finite(self.step)
+            self.save_checkpoint()
+
+    def _report_skipped_files(self) -> None:
         # ImageFolderDataset counts the files its DataLoader workers met too; with
         # several processes this is the main process's share of the data.
         skipped = getattr(self.dataset, "skipped_count", 0)
         if skipped:
-            acc.print(f"{skipped} of the {len(self.dataset)} image files could not be read and were skipped "
-                      f"(each named above when first met); training used the other {len(self.dataset) - skipped}")
-        acc.end_training()
-        return self.net
+            self.accelerator.print(
+                f"{skipped} of the {len(self.dataset)} image files could not be read and were skipped (each named "
+                f"above when first met); training used the other {len(self.dataset) - skipped}")
 
-    def _build_probe(self, learner: BYOL, state: dict[str, Any] | None) -> OnlineProbe | None:
+    def _build_probe(self, state: dict[str, Any] | None) -> OnlineProbe | None:
         """The online linear probe (main process only), continued from ``state`` when resuming."""
         if self.probe_dataset is None or not self.accelerator.is_main_process:
             return None
         with torch.random.fork_rng(devices=[]):  # reading the labels draws nothing from the run's RNG
             classes = count_classes(self.probe_dataset)
-        probe = OnlineProbe(learner.representation_dim, classes, self.probe_dataset, self.config.batch_size,
+        probe = OnlineProbe(self.learner.representation_dim, classes, self.probe_dataset, self.config.batch_size,
                             self.config.seed, device=self.accelerator.device)
         if state is not None:
             probe.load_state_dict(state)
@@ -548,8 +602,7 @@ class BYOLTrainer:
 
     def knn_accuracy(self) -> float:
         """kNN top-1 of the current online encoder on ``eval_dataset`` (half bank, half queries)."""
-        learner = self.accelerator.unwrap_model(self._model)
-        features, labels = extract_features(FrozenEncoder(learner), self.eval_dataset, batch_size=256,
+        features, labels = extract_features(FrozenEncoder(self.learner), self.eval_dataset, batch_size=256,
                                             device=self.accelerator.device)
         return half_split_knn_accuracy(features, labels, k=self.config.knn_k)
 
@@ -570,11 +623,3 @@ def _timed(batches: Iterable[Any], logger: Any) -> Iterator[Any]:
 def accelerator_is_distributed() -> bool:
     """Whether this process was started as one of several (before an Accelerator exists)."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def load_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The JSON-lines metrics of a run folder."""
-    path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-

@@ -13,6 +13,7 @@ of :class:`~byol_pytorch.TrainerConfig` move into the options, so the config
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import os
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
+from .config import TrainerConfig
 from .model import BYOL
 from .model.augment import as_size
 
@@ -52,6 +54,11 @@ def _same(a: Any, b: Any) -> bool:
 
 def _parameters(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     return dict(inspect.signature(fn).parameters)
+
+
+def _byol_arguments() -> list[str]:
+    """The arguments of ``BYOL`` other than the network itself."""
+    return [name for name in _parameters(BYOL.__init__) if name not in ("self", "net")]
 
 
 def _check_mapping(name: str, value: Any) -> dict[str, Any]:
@@ -109,7 +116,7 @@ def merge_byol_kwargs(
         TypeError: a key is no argument of ``BYOL``.
     """
     given = _check_mapping("byol_kwargs", byol_kwargs)
-    known = [name for name in _parameters(BYOL.__init__) if name not in ("self", "net")]
+    known = _byol_arguments()
     extra: dict[str, Any] = {}
     for key, value in given.items():
         label = f"byol_kwargs[{key!r}]"
@@ -143,6 +150,46 @@ def merge_byol_kwargs(
         else:
             extra[key] = value
     return extra
+
+
+def take_byol_options(byol_kwargs: Mapping[str, Any] | None, options: dict[str, Any]) -> dict[str, Any]:
+    """Moves the options that are arguments of ``BYOL`` only (``crop_scale``, ``mean``, ...) into ``byol_kwargs``.
+
+    Returns:
+        A new ``byol_kwargs`` holding them; ``options`` keeps the config fields.
+
+    Raises:
+        ValueError: one is given both ways with different values.
+    """
+    merged = _check_mapping("byol_kwargs", byol_kwargs)
+    config_fields = {f.name for f in dataclasses.fields(TrainerConfig)}
+    for key in [k for k in options if k not in config_fields and k in _byol_arguments()]:
+        value = options.pop(key)
+        if key in merged and not _same(merged[key], value):
+            raise _disagree(f"byol_kwargs[{key!r}]", merged[key], key, value)
+        merged[key] = value
+    return merged
+
+
+def check_prebuilt_learner(learner: BYOL, image_size: Any, byol_kwargs: Mapping[str, Any],
+                           trainer_keywords: Mapping[str, Any], options: dict[str, Any]) -> None:
+    """Checks that nothing configures a learner the caller already built; fills ``options`` from it.
+
+    The config then says what the run really uses (it is saved with every checkpoint).
+
+    Raises:
+        TypeError: a BYOL argument is given next to a built learner.
+        ValueError: ``image_size`` differs from the learner's.
+    """
+    given = [*byol_kwargs, *(k for k, v in trainer_keywords.items() if v is not None),
+             *(k for k in (*BYOL_CONFIG_FIELDS, "ema_schedule") if k in options)]
+    if given:
+        raise TypeError(f"net is a BYOL learner, so its arguments are set where it is built; got {', '.join(given)} "
+                        "here too: pass them to BYOL(...) or pass the network instead of the learner")
+    if image_size is not None and as_size(image_size) != learner.image_size:
+        raise _disagree("image_size", image_size, "the learner's image_size", learner.image_size)
+    options.update({name: getattr(learner, name) for name in BYOL_CONFIG_FIELDS})
+    options["ema_schedule"] = learner.ema_total_steps is not None
 
 
 def merge_optimizer_kwargs(optimizer_kwargs: Mapping[str, Any] | None, options: dict[str, Any]) -> dict[str, Any]:

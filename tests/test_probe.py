@@ -12,7 +12,7 @@ from byol_pytorch import BYOL, BYOLTrainer, MockDataset
 from byol_pytorch.checkpoint import safe_load
 from byol_pytorch.probe import OnlineProbe, count_classes
 from byol_pytorch.report import draw_report
-from byol_pytorch.trainer import load_metrics
+from byol_pytorch.metrics import load_metrics
 
 from .conftest import assert_same_state, state_copy, tiny_cnn
 from .test_trainer import CrashAfter
@@ -95,7 +95,7 @@ def test_a_resumed_run_continues_the_probe_exactly(tmp_path: Path) -> None:
     AcceleratorState._reset_state(reset_partial_state=True)
     resumed, _ = _run(tmp_path, "cut", steps=4, probe_dataset=Labelled(16, 20, seed=3), resume=True)
     assert_same_state(state_copy(whole.net), state_copy(resumed.net))
-    assert_same_state(whole._probe.classifier.state_dict(), resumed._probe.classifier.state_dict())
+    assert_same_state(whole.probe.classifier.state_dict(), resumed.probe.classifier.state_dict())
 
 
 def test_the_probe_learns_a_separable_task() -> None:

@@ -71,8 +71,8 @@ def test_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
         first()  # dies fetching step 5's batch, after the step-4 checkpoint
     resumed = _trainer(tmp_path / "b", steps=6, resume=True)
     resumed()
-    a = resumed.accelerator.unwrap_model(resumed._model)
-    b = full.accelerator.unwrap_model(full._model)
+    a = resumed.learner
+    b = full.learner
     assert_same_state(state_copy(a), state_copy(b))
 
 
@@ -139,7 +139,7 @@ def test_corrupt_checkpoint_names_the_previous_one(tmp_path: Path) -> None:
 def test_gradient_accumulation_steps_ema_once_per_optimiser_step(tmp_path: Path) -> None:
     trainer = _trainer(tmp_path, steps=3, gradient_accumulation_steps=2)
     trainer()
-    learner = trainer.accelerator.unwrap_model(trainer._model)
+    learner = trainer.learner
     assert trainer.step == 3 and learner.ema_step == 3
 
 

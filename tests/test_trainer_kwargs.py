@@ -101,18 +101,18 @@ def test_unknown_byol_kwargs_are_named(tmp_path: Path) -> None:
 
 
 def test_optimizer_kwargs_reach_the_optimiser(tmp_path: Path) -> None:
-    adam = _trainer(tmp_path, optimizer_kwargs={"betas": (0.8, 0.9), "eps": 1e-6, "lr": 1e-3})._build_optimizer()
+    adam = _trainer(tmp_path, optimizer_kwargs={"betas": (0.8, 0.9), "eps": 1e-6, "lr": 1e-3}).optimizer
     assert isinstance(adam, torch.optim.Adam)
     assert adam.param_groups[0]["betas"] == (0.8, 0.9) and adam.param_groups[0]["eps"] == 1e-6
     assert adam.param_groups[0]["lr"] == 1e-3
     trainer = _trainer(tmp_path, optimizer_klass=torch.optim.SGD, learning_rate=0.05,
                        optimizer_kwargs={"momentum": 0.8, "nesterov": True})
-    sgd = trainer._build_optimizer()
+    sgd = trainer.optimizer
     assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.8
     assert sgd.param_groups[0]["nesterov"] is True and sgd.param_groups[0]["lr"] == 0.05
     with pytest.warns(UserWarning, match="very high for Adam"):  # the warning follows the class, not the name
-        _trainer(tmp_path, optimizer_klass=torch.optim.Adam, optimizer="sgd", learning_rate=0.05)._build_optimizer()
-    lars = _trainer(tmp_path, optimizer="lars", optimizer_kwargs={"trust_coefficient": 0.01})._build_optimizer()
+        _trainer(tmp_path, optimizer_klass=torch.optim.Adam, optimizer="sgd", learning_rate=0.05).optimizer
+    lars = _trainer(tmp_path, optimizer="lars", optimizer_kwargs={"trust_coefficient": 0.01}).optimizer
     assert all(group["trust_coefficient"] == 0.01 for group in lars.param_groups)
 
 

@@ -35,10 +35,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..errors import DiskFullError, NonFiniteLossError, NonFiniteStateError, is_disk_full
+from ..errors import CheckpointError, DiskFullError, NonFiniteLossError, NonFiniteStateError, OptionError, is_disk_full
 from .common import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, PROG, CLIError, Parser, first_line, image_size_arg, positive_int_arg
+from .embed import cmd_embed
+from .eval import cmd_eval
 from .flags import CLI_DEFAULTS, add_config_flags
-from .inspect_run import cmd_embed, cmd_eval
 from .networks import DEFAULT_FOLDER_IMAGE_SIZE, DEFAULT_IMAGE_SIZE, DEFAULT_MODEL, HIDDEN_LAYER_TABLE, SMALL_IMAGE_SIDE
 from .train import AUGMENTATIONS, cmd_train
 
@@ -54,14 +55,8 @@ def _add_run_reader_flags(parser: argparse.ArgumentParser) -> None:
                         help="progress bar (default: on)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog=PROG, description="BYOL self-supervised pretraining of any image network.",
-                     epilog=f"'{PROG} COMMAND --help' shows the options of a command.")
-    from .. import __version__
-
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
-
+def _add_train_command(commands: argparse._SubParsersAction) -> None:
+    """``train``: one flag per TrainerConfig field plus data, model and scoring flags."""
     train = commands.add_parser(
         "train", help="pretrain a network with BYOL (default: ResNet-18 on the built-in digits)",
         description="Pretrain a network with BYOL. With no --data it trains on scikit-learn's handwritten digits "
@@ -96,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(train, CLI_DEFAULTS)
     train.set_defaults(handler=cmd_train)
 
+
+def _add_eval_command(commands: argparse._SubParsersAction) -> None:
+    """``eval``: scores of a trained run against its random initialisation."""
     evaluate = commands.add_parser(
         "eval", help="score a trained run against random initialisation",
         description="kNN top-1 (cosine) and linear-probe top-1 of a run's network and of the same architecture "
@@ -109,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="also print the scores as one JSON line")
     evaluate.set_defaults(handler=cmd_eval)
 
+
+def _add_embed_command(commands: argparse._SubParsersAction) -> None:
+    """``embed``: the representation of every image of a folder, to a file."""
     embed = commands.add_parser(
         "embed", help="write the representation of every image of a folder",
         description="Embeddings (the hidden-layer representation, images normalised as in training) of every "
@@ -122,28 +123,45 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--batch-size", type=positive_int_arg, default=256, metavar="N",
                        help="images per forward pass (default: 256)")
     embed.set_defaults(handler=cmd_embed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog=PROG, description="BYOL self-supervised pretraining of any image network.",
+                     epilog=f"'{PROG} COMMAND --help' shows the options of a command.")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
+
+    for add in (_add_train_command, _add_eval_command, _add_embed_command):
+        add(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (2 for bad input)."""
+    """Runs the command line; returns the exit status: 2 for bad input, 1 for a run that had to stop.
+
+    Only the errors that mean bad input or a stopped run are caught; anything
+    else is a bug and keeps its traceback.
+    """
     try:
         args = build_parser().parse_args(argv)
         return int(args.handler(args))
     except SystemExit as exit_:  # --help and --version
         return exit_.code if isinstance(exit_.code, int) else 0
-    except CLIError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as err:
-        print(f"{PROG}: error: {first_line(err)}", file=sys.stderr)
-        return 2
+    except OptionError as err:  # the trainer's option, as the flag that set it
+        return _error(f"--{err.option.replace('_', '-')} {err.problem}", 2)
+    except (CLIError, CheckpointError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
+        return _error(first_line(err), 2)
     except (NonFiniteLossError, NonFiniteStateError, DiskFullError) as err:
-        print(f"{PROG}: error: {first_line(err)}", file=sys.stderr)
-        return 1
+        return _error(first_line(err), 1)
     except OSError as err:
         if not is_disk_full(err):
             raise
         where = f" writing {err.filename}" if err.filename else ""
-        print(f"{PROG}: error: the disk is full{where}: {err.strerror}", file=sys.stderr)
-        return 1
+        return _error(f"the disk is full{where}: {err.strerror}", 1)
+
+
+def _error(message: str, status: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status

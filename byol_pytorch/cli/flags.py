@@ -15,17 +15,10 @@ from typing import Any
 
 from ..config import TrainerConfig
 
-# Where ``train`` departs from TrainerConfig's defaults, and why: the command
-# with no flags is the built-in demo, which must finish in minutes on a 2-core
-# CPU and show that BYOL learned something. Measured on 2 shared cores, ResNet-18
-# at 16 px with the digit views (kNN top-1 / linear probe on the held-out
-# digits, trained vs the same network at random initialisation):
-#   seed 0: 300 steps 0.929 / 0.947, 600 steps 0.940-0.962 / 0.962-0.973,
-#           800 steps 0.949 / 0.978 (3.5 min in all), 900 steps 0.931 / 0.978;
-#           random init 0.898 / 0.958
-#   seeds 1, 2 at 600 steps: 0.944 / 0.976 vs 0.924 / 0.962; 0.936 / 0.967 vs 0.896 / 0.940
-# The paper's photo views stayed below random init (0.867 / 0.887 at 300
-# steps), and so did LARS, SGD and Adam at 1e-4 or 1e-3 with them.
+# Where ``train`` departs from TrainerConfig's defaults: the command with no
+# flags is the built-in demo, which must finish in minutes on a 2-core CPU and
+# show that BYOL learned something (the measurements behind these choices are
+# in docs/demo.md).
 CLI_DEFAULTS: dict[str, Any] = {
     "num_train_steps": 800,  # 38 epochs of the 1,347 training digits
     "batch_size": 64,  # enough for the batch norms of the heads, small enough for a CPU
@@ -40,36 +33,15 @@ CLI_DEFAULTS: dict[str, Any] = {
     "num_workers": None,  # 0 for the in-memory digits, the trainer's default for a folder
 }
 
+# What the command line's own defaults are, where they are not a value (the meaning is TrainerConfig's help).
+CLI_DEFAULT_NOTES = {
+    "hidden_layer": "default: chosen from the model (see --model)",
+    "num_workers": "0 for the built-in digits (held in memory)",
+    "output_dir": "default: runs/byol-YYYYmmdd-HHMMSS (must not exist unless --resume)",
+}
+
 # Short names accepted next to the generated flags.
 ALIASES = {"num_train_steps": ["--steps"], "learning_rate": ["--lr"], "output_dir": ["--out"]}
-
-# Help for fields whose dataclass metadata has none.
-FIELD_HELP = {
-    "hidden_layer": "the layer whose output is the representation: a module name (avgpool, layer4, encoder) "
-                    "or a child index; default: chosen from the model (see --model)",
-    "projection_size": "output width of projector and predictor",
-    "projection_hidden_size": "hidden width of projector and predictor",
-    "use_momentum": "BYOL's moving-average target (--no-use-momentum or --simsiam gives SimSiam)",
-    "moving_average_decay": "base EMA decay tau of the target",
-    "concat_views": "run both views in one batch (faster on small batches)",
-    "num_train_steps": "optimiser steps",
-    "weight_decay": "weight decay (default: the optimiser's own)",
-    "gradient_accumulation_steps": "batches per optimiser step",
-    "max_grad_norm": "clip gradients to this norm",
-    "channels_last": "channels-last memory format",
-    "compile": "torch.compile the learner",
-    "num_workers": "DataLoader worker processes; default: 0 for the built-in digits (held in memory), else "
-                   "from the usable cores: on a GPU all but one per process (at most 16), on a CPU a quarter",
-    "output_dir": "the run folder; default: runs/byol-YYYYmmdd-HHMMSS (must not exist unless --resume)",
-    "checkpoint_every": "steps between checkpoints (and net.pt)",
-    "keep_checkpoints": "newest checkpoints kept",
-    "resume": "continue the run in --out from its latest checkpoint, or from PATH (a checkpoint or run folder)",
-    "seed": "seed of the initial weights, batches and augmentations",
-    "log_every": "steps between lines of metrics.jsonl",
-    "knn_every": "steps between kNN accuracy checks on the evaluation images (0: never)",
-    "knn_k": "neighbours of the kNN vote",
-    "progress": "show a progress bar",
-}
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -133,7 +105,10 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: dict[str, Any] |
         flags = ["--" + name.replace("_", "-"), *ALIASES.get(name, [])]
         default = defaults.get(name, field.default)
         members, optional = _union_members(hints[name])
-        text = field.metadata.get("help") or FIELD_HELP.get(name, name.replace("_", " "))
+        # argparse formats help with %: a literal one ("5% of ...") is doubled.
+        text = field.metadata["help"].replace("%", "%%")
+        if name in CLI_DEFAULT_NOTES:
+            text += f"; {CLI_DEFAULT_NOTES[name]}"
         if members == [bool] and not optional:
             group.add_argument(*flags, dest=name, default=default, action=argparse.BooleanOptionalAction,
                                help=f"{text} (default: {'on' if default else 'off'})")

@@ -171,10 +171,8 @@ def resolve_small_stem(choice: bool | None, net: nn.Module, image_size: int, dev
     """``--small-image-stem`` auto: on for ResNet-like networks below ``SMALL_IMAGE_SIDE`` px on a GPU.
 
     Not on a CPU: there the CIFAR stem's ~16x compute turns the minutes of the
-    built-in demo into an hour, and within the demo's budget it did not help: on
-    the digits at 16 px it raises the random-initialisation baseline (kNN top-1
-    0.944 with a 3x3 stride-1 conv, 0.949 without the max-pool, against 0.898)
-    and 300 steps of BYOL with the paper's views ended below it (0.889).
+    built-in demo into an hour, and within the demo's budget it did not help
+    (measured: docs/demo.md).
     """
     if choice is not None:
         return choice

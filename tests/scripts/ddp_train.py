@@ -23,8 +23,8 @@ def main() -> None:
                           progress=False, log_every=2)
     trainer()
     acc = trainer.accelerator
-    learner = acc.unwrap_model(trainer._model)
-    wrapped = trainer._model
+    learner = trainer.learner
+    wrapped = trainer.prepared_model
     state = {
         "online": {k: v.clone() for k, v in learner.online_encoder.state_dict().items()},
         "target": {k: v.clone() for k, v in learner.target_encoder.state_dict().items()},

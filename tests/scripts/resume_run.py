@@ -31,7 +31,7 @@ def main() -> None:
                           projection_hidden_size=16, mixed_precision="no", progress=False,
                           resume=mode == "resume")
     trainer()
-    learner = trainer.accelerator.unwrap_model(trainer._model)
+    learner = trainer.learner
     torch.save({k: v for k, v in learner.state_dict().items() if isinstance(v, torch.Tensor)}, f"{out}/final.pt")
 
 

@@ -1,4 +1,4 @@
-"""``byol-pytorch eval`` and ``embed``: score a trained run, or write the representation of a folder."""
+"""``byol-pytorch embed``: write the representation of every image of a folder."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from ..checkpoint import atomic_save, atomic_write
 from ..devices import set_cpu_threads
 from ..export import save_safetensors
 from .common import PROG, CLIError, pick_device
-from .datasets import Unlabelled, evaluation_sets, image_folder
+from .datasets import Unlabelled, image_folder
 from .runs import load_trained, read_run
-from .scoring import features_of, score_backbones, score_table
+from .scoring import features_of
 
 # What ``embed --out`` writes, by suffix.
 EMBEDDING_FORMATS = (".npy", ".pt", ".safetensors", ".parquet")
@@ -36,24 +36,7 @@ def write_parquet(path: Path, features: torch.Tensor, files: list[str]) -> None:
     atomic_write(path, lambda handle: handle.write(data))
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    run_dir, spec, state = read_run(args.checkpoint)
-    device = pick_device(args.device)
-    if device.type == "cpu":
-        set_cpu_threads(args.threads)
-    sets = evaluation_sets(args.data, int(spec["image_size"]), "--data")
-    trained = load_trained(spec, state, run_dir)
-    scores = score_backbones(spec, trained, sets.bank, sets.query, k=args.k, device=device, progress=args.progress)
-    print(f"{run_dir}: {spec['model']} {spec['hidden_layer']!r} features, {sets.description()}, k={args.k}")
-    print(score_table(scores))
-    if args.json:
-        print(json.dumps({"run": str(run_dir), "k": args.k, **scores}))
-    return 0
-
-
 def cmd_embed(args: argparse.Namespace) -> int:
-    import numpy as np
-
     out = Path(args.out)
     if out.suffix.lower() not in EMBEDDING_FORMATS:
         raise CLIError(f"--out {args.out}: the file name must end in {', '.join(EMBEDDING_FORMATS[:-1])} or "
@@ -78,20 +61,27 @@ def cmd_embed(args: argparse.Namespace) -> int:
     files = [f for f in images.files if f not in skipped]
     if skipped:
         print(f"{PROG}: warning: {len(skipped)} unreadable image(s) left out", file=sys.stderr)
-    listing = ""
+    listing = _write_embeddings(out, features, files)
+    print(f"wrote {features.shape[0]} embeddings of width {features.shape[1]} to {out}{listing}")
+    return 0
+
+
+def _write_embeddings(out: Path, features: torch.Tensor, files: list[str]) -> str:
+    """Writes ``features`` and the image paths in the format of ``out``'s suffix; returns the extra file, if any."""
+    import numpy as np
+
     suffix = out.suffix.lower()
     if suffix == ".npy":
         # A handle, not a path: np.save(path) would append .npy to a name ending in .NPY.
         atomic_write(out, lambda handle: np.save(handle, features.numpy()))
         listing_path = Path(str(out) + ".files.txt")
         atomic_write(listing_path, lambda handle: handle.write("".join(f + "\n" for f in files).encode("utf-8")))
-        listing = f" and {listing_path}"
-    elif suffix == ".safetensors":
+        return f" and {listing_path}"
+    if suffix == ".safetensors":
         # The paths travel in the header's metadata (string to string): one JSON list.
         save_safetensors({"embeddings": features}, out, metadata={"files": json.dumps(files)})
     elif suffix == ".parquet":
         write_parquet(out, features, files)
     else:
         atomic_save({"embeddings": features, "files": files}, out)
-    print(f"wrote {features.shape[0]} embeddings of width {features.shape[1]} to {out}{listing}")
-    return 0
+    return ""

@@ -1,26 +1,22 @@
-"""What a training run shows and records: progress bar, metrics file, trackers, health checks."""
+"""What a training run shows and records as it goes: the progress bar, ``metrics.jsonl`` and trackers."""
 
 from __future__ import annotations
 
-import json
-import math
 import time
-import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
 
-from .errors import DiskFullError, NonFiniteLossError, is_disk_full
+from .health import CollapseMonitor, check_loss_finite
+from .metrics import append_metrics
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
+    from .config import TrainerConfig
     from .model import BYOLOutput
-    from .trainer import BYOLTrainer
-
-# Healthy l2-normalised representations have a per-dimension std near 1/sqrt(d).
-COLLAPSE_FRACTION = 0.2
 
 
 class RunLogger:
@@ -29,25 +25,30 @@ class RunLogger:
     Reading a tensor's value forces the host to wait for the device, so the
     step itself never does it; the loss and the collapse monitor are summed on
     the device and averaged over processes every ``log_every`` steps.
+
+    Args:
+        accelerator: the run's accelerator (processes, device, trackers).
+        config: the run's options (``num_train_steps``, ``progress``, ``log_with``).
+        output_dir: the run folder; ``metrics.jsonl`` is appended there (main process).
+        representation_dim: D, for the collapse monitor.
+        history: every record written is also appended here, on every process.
+        start_step: the step the run starts (or resumes) from.
     """
 
-    def __init__(self, trainer: BYOLTrainer, accelerator: Accelerator, start_step: int) -> None:
-        self.trainer, self.acc = trainer, accelerator
-        self.config = trainer.config
+    def __init__(self, accelerator: Accelerator, config: TrainerConfig, output_dir: Path, representation_dim: int,
+                 history: list[dict[str, Any]], start_step: int) -> None:
+        self.acc, self.config, self.output_dir, self.history = accelerator, config, output_dir, history
         self.main = accelerator.is_main_process
-        self.metrics_path = trainer.output_dir / "metrics.jsonl"
         if self.main:
-            trainer.output_dir.mkdir(parents=True, exist_ok=True)
-            if self.config.log_with:
-                accelerator.init_trackers("byol", config={k: v for k, v in self.config.to_dict().items()
+            output_dir.mkdir(parents=True, exist_ok=True)
+            if config.log_with:
+                accelerator.init_trackers("byol", config={k: v for k, v in config.to_dict().items()
                                                           if isinstance(v, (int, float, str, bool))})
-        self.bar = tqdm(total=self.config.num_train_steps, initial=start_step, disable=not (self.main and
-                        self.config.progress), dynamic_ncols=True, desc="BYOL")
-        self.healthy_std = None
-        self.collapse_warned = False
+        self.bar = tqdm(total=config.num_train_steps, initial=start_step, disable=not (self.main and config.progress),
+                        dynamic_ncols=True, desc="BYOL")
+        self.collapse = CollapseMonitor(representation_dim)
         self.total_wait = 0.0
         self._reset()
-        self.first_bad_step: int | None = None
 
     def _reset(self) -> None:
         self.loss_sum: torch.Tensor | float = 0.0
@@ -59,6 +60,7 @@ class RunLogger:
         self.started = time.perf_counter()
 
     def record(self, out: BYOLOutput, batch: int) -> None:
+        """Adds one forward pass of ``batch`` images per process (every accumulated batch counts)."""
         loss = out.loss.detach()
         self.loss_sum = self.loss_sum + loss
         self.std_sum = self.std_sum + out.representation_std
@@ -73,69 +75,51 @@ class RunLogger:
 
     def check_finite(self, step: int) -> None:
         """Raises before a checkpoint could store weights trained on a NaN/inf loss."""
-        if self.count == 0:
-            return
-        finite = self.acc.reduce(torch.as_tensor(self.finite, device=self.acc.device).float(), "min")
-        if finite.item() < 1:
-            raise NonFiniteLossError(
-                f"the loss became NaN or infinite by step {step} (after step {step - self.count} was finite); "
-                f"training stopped and the last good checkpoint in {self.trainer.output_dir} was kept. "
-                "Lower the learning rate, use mixed_precision='bf16' or 'no', or set max_grad_norm"
-            )
+        if self.count:
+            check_loss_finite(self.finite, step, self.count, self.output_dir, self.acc)
 
     def log(self, step: int, lr: float, tau: float) -> None:
+        """Writes the averages since the last line (over batches and processes) and advances the bar."""
         if self.count == 0:
             return
         self.check_finite(step)
-        figures = torch.stack([torch.as_tensor(self.loss_sum, device=self.acc.device).float(),
-                               torch.as_tensor(self.std_sum, device=self.acc.device).float()]) / self.count
+        device = self.acc.device
+        figures = torch.stack([torch.as_tensor(self.loss_sum, device=device).float(),
+                               torch.as_tensor(self.std_sum, device=device).float()]) / self.count
         loss, rep_std = self.acc.reduce(figures, "mean").tolist()
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         record = {"step": step, "loss": loss, "representation_std": rep_std, "lr": lr, "tau": tau,
                   "images_per_second": self.images / elapsed, "data_wait_s": self.waited,
                   "data_wait_fraction": min(1.0, self.waited / elapsed), "time": time.time()}
         self._write(record)
-        self._check_collapse(step, rep_std)
+        if self.main:
+            self.collapse.check(step, rep_std)
         self.bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{record['images_per_second']:.0f}", lr=f"{lr:.2e}",
                              tau=f"{tau:.4f}", refresh=False)
         self.bar.update(step - self.bar.n)
         self._reset()
 
     def log_knn(self, step: int, accuracy: float) -> None:
+        """The kNN monitor's top-1 on the evaluation set."""
         self._write({"step": step, "knn_top1": accuracy, "time": time.time()})
-        self.bar.write(f"step {step}: kNN top-1 {accuracy:.4f}") if self.main else None
+        if self.main:
+            self.bar.write(f"step {step}: kNN top-1 {accuracy:.4f}")
 
     def log_probe(self, step: int, accuracy: float, loss: float) -> None:
         """The online linear probe's top-1 on the evaluation set and its last training loss."""
         self._write({"step": step, "probe_top1": accuracy, "probe_loss": loss, "time": time.time()})
-        self.bar.write(f"step {step}: online linear probe top-1 {accuracy:.4f}") if self.main else None
-
-    def _check_collapse(self, step: int, rep_std: float) -> None:
-        if self.healthy_std is None:
-            dim = self.acc.unwrap_model(self.trainer._model).representation_dim
-            self.healthy_std = 1 / math.sqrt(dim)
-        if rep_std < COLLAPSE_FRACTION * self.healthy_std and not self.collapse_warned and self.main:
-            self.collapse_warned = True
-            warnings.warn(
-                f"representation collapse suspected at step {step}: the std of the l2-normalised "
-                f"representations is {rep_std:.2e}, healthy is near {self.healthy_std:.2e} (1/sqrt(d)); "
-                "lower the learning rate or check the augmentations"
-            )
+        if self.main:
+            self.bar.write(f"step {step}: online linear probe top-1 {accuracy:.4f}")
 
     def _write(self, record: dict[str, Any]) -> None:
-        self.trainer.history.append(record)
+        self.history.append(record)
         if not self.main:
             return
-        try:
-            with open(self.metrics_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-        except OSError as err:
-            if is_disk_full(err):
-                raise DiskFullError.writing(self.metrics_path) from err
-            raise
+        append_metrics(self.output_dir, record)
         if self.config.log_with:
             self.acc.log({k: v for k, v in record.items() if k not in ("step", "time")}, step=record["step"])
 
-    def close(self) -> None:
-        self.bar.update(self.trainer.step - self.bar.n)
+    def close(self, step: int) -> None:
+        """Brings the bar to ``step`` and closes it."""
+        self.bar.update(step - self.bar.n)
         self.bar.close()
