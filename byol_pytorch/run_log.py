@@ -89,7 +89,7 @@ class RunLogger:
         loss, rep_std = self.acc.reduce(figures, "mean").tolist()
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         record = {"step": step, "loss": loss, "representation_std": rep_std, "lr": lr, "tau": tau,
-                  "images_per_second": self.images / elapsed, "data_wait_s": self.waited,
+                  "images": self.images, "images_per_second": self.images / elapsed, "data_wait_s": self.waited,
                   "data_wait_fraction": min(1.0, self.waited / elapsed), "time": time.time()}
         self._write(record)
         if self.main:

@@ -446,3 +446,34 @@ def test_small_image_stem() -> None:
     assert resolve_small_stem(None, mobilenet, 32, "cuda") is False
     assert resolve_small_stem(False, resnet, 32, "cuda") is False
     assert resolve_small_stem(True, resnet, 32, "cpu") is True
+
+
+# --- which errors are bad input (exit 2) and which are bugs (a traceback) -------------------------
+
+
+def test_a_network_too_small_for_the_images_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # AlexNet's stride-4 stem and two max-pools leave nothing of a 16-px image; at 224 px it runs.
+    code = main(["train", *tiny(model="alexnet", hidden_layer="avgpool"), "--out", str(tmp_path / "run")])
+    _assert_usage_error(code, capsys, "alexnet cannot run on 16-px images", "try a larger --image-size")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("error", [ValueError("an internal invariant broke"), RuntimeError("CUDA out of memory")])
+def test_an_error_that_is_not_bad_input_keeps_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: Exception
+) -> None:
+    from byol_pytorch.trainer import BYOLTrainer
+
+    def broken(self: BYOLTrainer) -> None:
+        raise error
+
+    monkeypatch.setattr(BYOLTrainer, "__call__", broken)
+    with pytest.raises(type(error), match=str(error)):
+        main(["train", *TINY, "--out", str(tmp_path / "run")])
+    assert "try a larger --image-size" not in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing was trained: no folder left to block a retry
+
+
+def test_an_out_of_range_option_is_named_by_its_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", *TINY, "--warmup-steps", "9", "--out", str(tmp_path / "run")])
+    _assert_usage_error(code, capsys, "--warmup-steps must be in [0, num_train_steps], got 9")

@@ -406,3 +406,27 @@ def test_default_workers_leave_cores_for_compute() -> None:
     assert default_num_workers("cuda", processes_per_machine=8, cores=64) == 7
     assert default_num_workers("cuda", cores=1) == 1
     assert default_num_workers("cuda", cores=64) == 16
+
+
+def test_a_checkpoint_and_the_knn_monitor_work_before_training(tmp_path: Path) -> None:
+    from byol_pytorch.data import DigitsDataset
+
+    digits = DigitsDataset(16, split="test", return_labels=True)
+    trainer = _trainer(tmp_path, eval_dataset=digits)
+    before = trainer.knn_accuracy()
+    path = trainer.save_checkpoint()
+    assert path is not None and path.name == "checkpoint-00000000.pt"
+    saved = torch.load(path, weights_only=True)
+    assert saved["step"] == 0 and saved["scheduler"]["last_epoch"] == 0
+    assert_same_state(saved["learner"], trainer.learner.state_dict())
+    # The monitor is the same function of the weights before and after a save.
+    assert trainer.knn_accuracy() == before and 0.1 < before < 1.0
+
+
+def test_images_per_logged_line_count_every_accumulated_batch(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, steps=3, gradient_accumulation_steps=2)
+    trainer()
+    lines = [r for r in trainer.history if "loss" in r]
+    assert [r["step"] for r in lines] == [1, 2, 3]
+    assert [r["images"] for r in lines] == [8, 8, 8]  # 2 batches of 4 per optimiser step
+    assert trainer.global_batch_size == 8

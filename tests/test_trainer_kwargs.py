@@ -154,3 +154,29 @@ def test_accelerator_kwargs_conflicts_and_mistakes_are_named(tmp_path: Path) -> 
 @pytest.mark.parametrize("hidden_layer", ["flatten", 4, -2])
 def test_hidden_layer_by_name_or_index(tmp_path: Path, hidden_layer: str | int) -> None:
     assert _trainer(tmp_path, hidden_layer=hidden_layer).learner.online_encoder.layer == "flatten"
+
+
+# --- BYOL's own arguments as trainer keywords, and a learner built by the caller ------------------
+
+
+def test_every_byol_argument_is_a_trainer_keyword(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, hidden_layer="pool", crop_scale=(0.5, 1.0), mean=(0.1, 0.2, 0.3),
+                       std=(0.5, 0.5, 0.5), spatial_pool="flatten", token_pool="mean", trace=False)
+    learner = trainer.learner
+    assert learner.crop_spec.scale == (0.5, 1.0)
+    assert (learner.normalize.mean, learner.normalize.std) == ((0.1, 0.2, 0.3), (0.5, 0.5, 0.5))
+    assert learner.online_encoder.spatial_pool == "flatten" and learner.online_encoder.token_pool == "mean"
+    assert learner.online_encoder.mode == "hook"  # trace=False: no FX graph
+    assert "crop_scale" not in trainer.config.to_dict()  # not a TrainerConfig field: it went to BYOL
+
+
+def test_a_byol_keyword_given_twice_must_agree(tmp_path: Path) -> None:
+    same = _trainer(tmp_path / "a", crop_scale=(0.5, 1.0), byol_kwargs={"crop_scale": (0.5, 1.0)})
+    assert same.learner.crop_spec.scale == (0.5, 1.0)
+    with pytest.raises(ValueError, match=r"byol_kwargs\['crop_scale'\]=\(0.3, 1.0\) and crop_scale=\(0.5, 1.0\)"):
+        _trainer(tmp_path / "b", crop_scale=(0.5, 1.0), byol_kwargs={"crop_scale": (0.3, 1.0)})
+
+
+def test_a_misspelt_keyword_is_still_refused(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="unknown option 'crop_scales'"):
+        _trainer(tmp_path, crop_scales=(0.5, 1.0))
