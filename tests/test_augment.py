@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,6 +63,25 @@ def test_normalize_adapts_to_channels() -> None:
     assert Normalize()(torch.full((1, 1, 2, 2), 0.449)).abs().max() < 1e-6
     with pytest.raises(ValueError, match="2 channel means but the images have 3"):
         Normalize((0.5, 0.5), (0.2, 0.2))(x)
+
+
+@pytest.mark.parametrize(
+    ("image_size", "expected"), [(5, (5, 5)), ((3, 7), (3, 7)), ([4, 2], (4, 2)), (np.int64(6), (6, 6))]
+)
+def test_sizes_become_height_and_width(image_size: object, expected: tuple[int, int]) -> None:
+    assert as_size(image_size) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("image_size", [True, (True, 4), (4.0, 4), (1, 2, 3), "ab", None])
+def test_sizes_that_are_not_ints_are_refused(image_size: object) -> None:
+    with pytest.raises(TypeError, match=r"image_size must be an int or \(height, width\)"):
+        as_size(image_size)  # type: ignore[arg-type]
+
+
+def test_the_smallest_side_is_the_callers() -> None:
+    assert as_size(1, minimum=1) == (1, 1)  # a dataset may hold 1-pixel images
+    with pytest.raises(ValueError, match=r"crop must be at least 1 pixel on each side, got \(4, 0\)"):
+        as_size((4, 0), minimum=1, name="crop")
 
 
 def test_bad_sizes_are_named() -> None:

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .images import ImageSize, Split, check_index, parse_size
+from ..model.augment import as_size
+from .images import ImageSize, Split, check_index
 
 
 class DigitsDataset(Dataset):
@@ -51,7 +52,7 @@ class DigitsDataset(Dataset):
 
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-        self.image_size = parse_size(image_size)
+        self.image_size = as_size(image_size, minimum=1)
         if (
             isinstance(channels, bool)
             or not isinstance(channels, (int, np.integer))

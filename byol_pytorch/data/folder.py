@@ -16,10 +16,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..model.augment import as_size
 from .crops import CroppedViews, LoaderCrops
 from .decode import load_upright_rgb8, pil_to_uint8
 from .evaluation import EVAL_RESIZE, resize_and_center_crop
-from .images import IMAGE_EXTENSIONS, ImageSize, check_index, parse_size
+from .images import IMAGE_EXTENSIONS, ImageSize, check_index
 
 OnUnreadable = Literal["next", "return_none"]
 
@@ -134,7 +135,7 @@ class ImageFolderDataset(Dataset):
         resize_ratio: float = EVAL_RESIZE,
     ) -> None:
         self.root = Path(root)
-        self.image_size = parse_size(image_size)
+        self.image_size = as_size(image_size, minimum=1)
         self.extensions = _normalise_extensions(extensions)
         self.return_labels = bool(return_labels)
         if on_unreadable not in ("next", "return_none"):

@@ -8,6 +8,7 @@ parameters of every operation for each image of the batch separately.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,18 +23,39 @@ GRAY_MEAN, GRAY_STD = 0.449, 0.226
 SMALL_IMAGE_SIDE = 64
 
 
-def as_size(image_size: int | Sequence[int]) -> tuple[int, int]:
-    """``image_size`` as ``(height, width)``, validated."""
-    if isinstance(image_size, bool):
-        raise TypeError(f"image_size must be an int or (height, width), got {image_size!r}")
-    if isinstance(image_size, int):
-        size = (image_size, image_size)
-    elif isinstance(image_size, Sequence) and len(image_size) == 2 and all(isinstance(s, int) for s in image_size):
+def _is_int(value: object) -> bool:
+    # numbers.Integral takes numpy's integers too; bool is an int but never a size.
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def as_size(image_size: int | Sequence[int], minimum: int = 2, name: str = "image_size") -> tuple[int, int]:
+    """``image_size`` as ``(height, width)``: an int for a square, or a pair of ints.
+
+    Args:
+        image_size: an int (Python or numpy) or a sequence of two.
+        minimum: the smallest side accepted. The augmentations and the
+            learner need 2 (the default); a dataset may hold 1-pixel images.
+        name: the argument's name in error messages.
+
+    Raises:
+        TypeError: ``image_size`` is not an int or a pair of ints.
+        ValueError: a side is below ``minimum``.
+    """
+    if _is_int(image_size):
+        size = (int(image_size), int(image_size))  # type: ignore[arg-type]
+    elif (
+        isinstance(image_size, Sequence)
+        and not isinstance(image_size, str)
+        and len(image_size) == 2
+        and all(_is_int(side) for side in image_size)
+    ):
         size = (int(image_size[0]), int(image_size[1]))
     else:
-        raise TypeError(f"image_size must be an int or (height, width), got {image_size!r}")
-    if min(size) < 2:
-        raise ValueError(f"image_size must be at least 2 pixels on each side, got {image_size!r}")
+        raise TypeError(f"{name} must be an int or (height, width), got {image_size!r} "
+                        f"of type {type(image_size).__name__}")
+    if min(size) < minimum:
+        pixels = "pixel" if minimum == 1 else "pixels"
+        raise ValueError(f"{name} must be at least {minimum} {pixels} on each side, got {image_size!r}")
     return size
 
 
