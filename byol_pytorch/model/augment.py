@@ -20,7 +20,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # For images that are not RGB: the average of ImageNet's channel statistics.
 GRAY_MEAN, GRAY_STD = 0.449, 0.226
-SMALL_IMAGE_SIDE = 64
+# From this shorter side up, crops take the paper's area range (0.08, 1); below, (0.2, 1).
+PAPER_CROP_SCALE_MIN_SIDE = 64
+# The paper's range of the blur's standard deviation, in pixels.
+BLUR_SIGMA = (0.1, 2.0)
 
 
 def _is_int(value: object) -> bool:
@@ -66,6 +69,18 @@ def blur_kernel_size(image_size: int | Sequence[int]) -> int:
     return kernel if kernel % 2 == 1 else kernel + 1
 
 
+def random_gaussian_blur(image_size: int | Sequence[int], p: float, kernel: int | None = None) -> nn.Module:
+    """The paper's random Gaussian blur, drawn per image: sigma in :data:`BLUR_SIGMA`.
+
+    Args:
+        image_size: side of the images it blurs, int or ``(height, width)``.
+        p: probability that an image is blurred.
+        kernel: kernel side; defaults to :func:`blur_kernel_size` of ``image_size``.
+    """
+    kernel = kernel or blur_kernel_size(image_size)
+    return K.RandomGaussianBlur((kernel, kernel), sigma=BLUR_SIGMA, p=p)
+
+
 def default_crop_scale(image_size: int | Sequence[int]) -> tuple[float, float]:
     """The crop area range: the paper's (0.08, 1) from 64 px up, (0.2, 1) below.
 
@@ -73,7 +88,7 @@ def default_crop_scale(image_size: int | Sequence[int]) -> tuple[float, float]:
     most crops no longer contain the object, so small images keep more of it
     (as SimCLR-style CIFAR recipes do).
     """
-    return (0.08, 1.0) if min(as_size(image_size)) >= SMALL_IMAGE_SIDE else (0.2, 1.0)
+    return (0.08, 1.0) if min(as_size(image_size)) >= PAPER_CROP_SCALE_MIN_SIDE else (0.2, 1.0)
 
 
 @dataclass(frozen=True)
@@ -173,7 +188,6 @@ class BYOLAugmentation(nn.Module):
             raise ValueError(f"view must be 1 or 2, got {view!r}")
         self.crop = CropSpec.paper(image_size, crop_scale)
         size = self.crop.size
-        kernel = blur_kernel or blur_kernel_size(size)
         blur_p, solarize_p = (1.0, 0.0) if view == 1 else (0.1, 0.2)
         self.view = view
         self.geometric = nn.Sequential(
@@ -184,7 +198,7 @@ class BYOLAugmentation(nn.Module):
             K.ColorJitter(0.4, 0.4, 0.2, 0.1, p=0.8),
             K.RandomGrayscale(p=0.2),
         )
-        self.blur = K.RandomGaussianBlur((kernel, kernel), sigma=(0.1, 2.0), p=blur_p)
+        self.blur = random_gaussian_blur(size, blur_p, blur_kernel)
         self.solarize = K.RandomSolarize(thresholds=(0.5, 0.5), additions=0.0, p=solarize_p) if solarize_p else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -252,13 +266,12 @@ def digit_augmentations(image_size: int | Sequence[int]) -> tuple[nn.Module, nn.
         ``(view_1, view_2)``, modules mapping ``(B, C, H, W)`` to ``(B, C, *image_size)``.
     """
     size = as_size(image_size)
-    kernel = blur_kernel_size(size)
 
     def geometry() -> list[nn.Module]:
         return [K.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.8, 1.25)),
                 K.RandomAffine(degrees=5.0, translate=(0.1, 0.1), p=0.8)]
 
-    view_1 = nn.Sequential(*geometry(), K.RandomGaussianBlur((kernel, kernel), (0.1, 2.0), p=1.0))
-    view_2 = nn.Sequential(*geometry(), K.RandomGaussianBlur((kernel, kernel), (0.1, 2.0), p=0.1),
+    view_1 = nn.Sequential(*geometry(), random_gaussian_blur(size, p=1.0))
+    view_2 = nn.Sequential(*geometry(), random_gaussian_blur(size, p=0.1),
                            K.RandomSolarize(thresholds=0.0, additions=0.0, p=0.2))
     return view_1, view_2
