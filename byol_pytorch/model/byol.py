@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import BYOLAugmentation, CropSpec, Normalize, as_size, default_augmentations
-from .ema import BufferMode, copy_weights_, cosine_tau, ema_update_
+from .ema import DEFAULT_TAU, BufferMode, copy_weights_, cosine_tau, ema_update_
 from .encoder import (
     HiddenLayer,
     HiddenLayerEncoder,
@@ -172,7 +172,7 @@ class BYOL(nn.Module):
         augment_fn: replaces view 1's augmentation (any callable on a batch).
         augment_fn2: replaces view 2's; defaults to ``augment_fn`` when only
             that is given, else to the paper's second pipeline.
-        moving_average_decay: the base EMA decay tau (0.99).
+        moving_average_decay: the base EMA decay tau (``DEFAULT_TAU``, 0.99).
         use_momentum: ``False`` gives SimSiam: no target copy, the target is
             the online projection under stop-gradient, SimSiam's heads.
         sync_batchnorm: synchronise the batch norm of the projector and
@@ -221,7 +221,7 @@ class BYOL(nn.Module):
         projection_hidden_size: int = 4096,
         augment_fn: Augment | None = None,
         augment_fn2: Augment | None = None,
-        moving_average_decay: float = 0.99,
+        moving_average_decay: float = DEFAULT_TAU,
         use_momentum: bool = True,
         sync_batchnorm: bool | None = None,
         *,
