@@ -256,8 +256,8 @@ def digit_augmentations(image_size: int | Sequence[int]) -> tuple[nn.Module, nn.
     The views end in ``[0, 1]`` without normalisation: pass them to
     :class:`BYOL` with ``normalize=True``. On scikit-learn's digits, a
     ResNet-18 trained with these views ends above its random initialisation
-    in a few hundred steps where the paper's views stay below it (measured
-    figures: ``byol_pytorch.cli.flags.CLI_DEFAULTS``).
+    in a few hundred steps where the paper's views stay below it (the
+    measured figures are in ``benchmarks/README.md``, "The demo's defaults").
 
     Args:
         image_size: side of the views, or ``(height, width)``.
