@@ -20,7 +20,7 @@ loop; none of them touches the global random state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,70 @@ def _collate_present(items: list[Any]) -> Any:
     return default_collate(present) if present else None
 
 
+def _check_bounds(**bounds: tuple[float, str, float]) -> None:
+    """Checks each ``name=(value, ">=" or ">", bound)`` in order; NaN is out of every range.
+
+    Raises:
+        ValueError: naming the first value out of its range.
+    """
+    for name, (value, op, bound) in bounds.items():
+        inside = value >= bound if op == ">=" else value > bound
+        if not inside:
+            raise ValueError(f"{name} must be {op} {bound}, got {value!r}")
+
+
+def _encode_batch(
+    encoder: Callable[[Tensor], Tensor],
+    batch: Any,
+    device: torch.device,
+    transform: Callable[[Tensor], Tensor] | None,
+) -> tuple[Tensor, Tensor]:
+    """One loader batch of ``(images, labels)`` to CPU ``(features (B, D) float32, labels (B,) int64)``.
+
+    Raises:
+        ValueError: the batch is not an ``(image, label)`` pair, or the output
+            has no batch dim of the right size.
+        TypeError: the encoder returns something other than a tensor.
+    """
+    if not isinstance(batch, (list, tuple)) or len(batch) != 2:
+        got = f"{len(batch)} fields" if isinstance(batch, (list, tuple)) else type(batch).__name__
+        raise ValueError(f"dataset items must be (image, label) pairs, got items of {got}")
+    images, labels = batch
+    images = images.to(device, non_blocking=True)
+    if transform is not None:
+        images = transform(images)
+    out = encoder(images)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"encoder must return a Tensor, got {type(out).__name__}")
+    if out.dim() < 2 or out.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"encoder output must have shape (B, D, ...) with B={images.shape[0]}, "
+            f"got {tuple(out.shape)}"
+        )
+    return out.flatten(1).to("cpu", torch.float32), torch.as_tensor(labels).reshape(-1).to("cpu", torch.long)
+
+
+def _encode_loader(
+    encoder: Callable[[Tensor], Tensor],
+    loader: DataLoader,
+    device: torch.device,
+    transform: Callable[[Tensor], Tensor] | None,
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Per-batch CPU features and labels of every batch of ``loader`` that is not ``None``."""
+    feature_chunks: list[Tensor] = []
+    label_chunks: list[Tensor] = []
+    # no_grad rather than inference_mode: inference tensors cannot later be
+    # saved for backward, which would break a caller training a probe on them.
+    with torch.no_grad():
+        for batch in loader:
+            if batch is None:
+                continue
+            features, labels = _encode_batch(encoder, batch, device, transform)
+            feature_chunks.append(features)
+            label_chunks.append(labels)
+    return feature_chunks, label_chunks
+
+
 def extract_features(
     encoder: Callable[[Tensor], Tensor],
     dataset: Dataset[Any],
@@ -59,17 +123,14 @@ def extract_features(
 ) -> tuple[Tensor, Tensor]:
     """Runs a frozen encoder over a labelled dataset and collects its outputs.
 
-    An ``nn.Module`` encoder is run as a :class:`FrozenEncoder`: in eval mode,
-    without gradients, with the train/eval flag of every submodule put back as
-    it was afterwards (even if it raises), so batch-norm statistics and every
-    other state of the network are left as they were. A plain function is
-    called as it is, under ``torch.no_grad()`` only: whatever network it calls
-    runs in that network's own mode (batch norm in training mode normalises
-    with the batch and updates its running statistics), so wrap networks in
-    :class:`FrozenEncoder` rather than in a function. Items are read in
-    dataset order; an item that is ``None`` (an unreadable file of
-    ``ImageFolderDataset(on_unreadable="return_none")``) is left out, with
-    its label.
+    An ``nn.Module`` encoder is run as a :class:`FrozenEncoder` (eval mode, no
+    gradients, every state of the network left as it was, even if it raises).
+    A plain function is called under ``torch.no_grad()`` only, so a network it
+    calls runs in its own mode (batch norm in training mode would update its
+    running statistics): wrap networks in :class:`FrozenEncoder`, not in a
+    function. Items are read in dataset order; an item that is ``None`` (an
+    unreadable file of ``ImageFolderDataset(on_unreadable="return_none")``) is
+    left out, with its label.
 
     Args:
         encoder: maps an image batch ``(B, C, H, W)`` to features ``(B, D)``.
@@ -96,8 +157,7 @@ def extract_features(
             encoder's output has no batch dim of the right size.
         TypeError: if the encoder returns something other than a tensor.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    _check_bounds(batch_size=(batch_size, ">=", 1))
     target = torch.device(device) if device is not None else _default_device(encoder)
     loader = DataLoader(
         dataset,
@@ -107,35 +167,9 @@ def extract_features(
         pin_memory=target.type == "cuda",
         collate_fn=_collate_present,
     )
-
     if isinstance(encoder, nn.Module) and not isinstance(encoder, FrozenEncoder):
         encoder = FrozenEncoder(encoder)
-    feature_chunks: list[Tensor] = []
-    label_chunks: list[Tensor] = []
-    # no_grad rather than inference_mode: inference tensors cannot later be
-    # saved for backward, which would break a caller training a probe on them.
-    with torch.no_grad():
-        for batch in loader:
-            if batch is None:
-                continue
-            if not isinstance(batch, (list, tuple)) or len(batch) != 2:
-                got = f"{len(batch)} fields" if isinstance(batch, (list, tuple)) else type(batch).__name__
-                raise ValueError(f"dataset items must be (image, label) pairs, got items of {got}")
-            images, labels = batch
-            images = images.to(target, non_blocking=True)
-            if transform is not None:
-                images = transform(images)
-            out = encoder(images)
-            if not isinstance(out, Tensor):
-                raise TypeError(f"encoder must return a Tensor, got {type(out).__name__}")
-            if out.dim() < 2 or out.shape[0] != images.shape[0]:
-                raise ValueError(
-                    f"encoder output must have shape (B, D, ...) with B={images.shape[0]}, "
-                    f"got {tuple(out.shape)}"
-                )
-            feature_chunks.append(out.flatten(1).to("cpu", torch.float32))
-            label_chunks.append(torch.as_tensor(labels).reshape(-1).to("cpu", torch.long))
-
+    feature_chunks, label_chunks = _encode_loader(encoder, loader, target, transform)
     if not feature_chunks:
         what = "is empty" if len(loader) == 0 else "has only None items (unreadable files)"
         raise ValueError(f"dataset {what}; expected at least one (image, label) item")
@@ -191,6 +225,45 @@ def _check_inputs(
     return num_classes
 
 
+class _Split(NamedTuple):
+    """A validated train/test split on the training features' device: float32 features, int64 labels."""
+
+    train_features: Tensor
+    train_labels: Tensor
+    test_features: Tensor
+    test_labels: Tensor
+    num_classes: int
+
+
+def _checked_split(
+    train_features: Tensor,
+    train_labels: Tensor,
+    test_features: Tensor,
+    test_labels: Tensor,
+    num_classes: int | None,
+    **bounds: tuple[float, str, float],
+) -> _Split:
+    """What :func:`knn_accuracy` and :func:`linear_probe` fit and score: validated, detached, on one device.
+
+    The caller's hyperparameters ``bounds`` (see :func:`_check_bounds`) are
+    checked first, then the shapes, dtypes and labels of the split.
+
+    Raises:
+        ValueError: a hyperparameter out of range, or features and labels
+            whose shapes do not fit together.
+    """
+    _check_bounds(**bounds)
+    num_classes = _check_inputs(train_features, train_labels, test_features, test_labels, num_classes)
+    device = train_features.device
+    return _Split(
+        train_features.detach().float(),
+        train_labels.detach().to(device, torch.long),
+        test_features.detach().to(device, torch.float32),
+        test_labels.detach().to(device, torch.long),
+        num_classes,
+    )
+
+
 def knn_accuracy(
     train_features: Tensor,
     train_labels: Tensor,
@@ -222,39 +295,47 @@ def knn_accuracy(
             ``batch_size * N_train`` similarities.
 
     Returns:
-        The fraction of test points classified correctly, in ``[0, 1]``.
+        Top-1 accuracy: the fraction of test points whose vote names their
+        label, in ``[0, 1]``.
 
     Raises:
         ValueError: on ``k`` < 1, ``temperature`` <= 0, ``batch_size`` < 1, or
             features and labels whose shapes do not fit together.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k!r}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-    num_classes = _check_inputs(train_features, train_labels, test_features, test_labels, num_classes)
-
-    device = train_features.device
-    bank = F.normalize(train_features.detach().float(), dim=1)
-    bank_labels = train_labels.detach().to(device, torch.long)
-    queries = test_features.detach().to(device, torch.float32)
-    truth = test_labels.detach().to(device, torch.long)
-    k = min(k, bank.shape[0])
-
+    split = _checked_split(
+        train_features, train_labels, test_features, test_labels, num_classes,
+        k=(k, ">=", 1), temperature=(temperature, ">", 0), batch_size=(batch_size, ">=", 1),
+    )
+    bank = F.normalize(split.train_features, dim=1)
+    queries, truth = split.test_features, split.test_labels
     correct = 0
     for start in range(0, queries.shape[0], batch_size):
         chunk = F.normalize(queries[start : start + batch_size], dim=1)
-        sims, idx = (chunk @ bank.T).topk(k, dim=1)
-        # Shifting by each row's best similarity scales that row's weights by a
-        # common factor, so the winner is unchanged, but exp cannot overflow
-        # float32 for small temperatures (1 / 0.01 = 100 > log(max float32)).
-        weights = ((sims - sims[:, :1]) / temperature).exp()
-        votes = torch.zeros(chunk.shape[0], num_classes, device=device)
-        votes.scatter_add_(1, bank_labels[idx], weights)
+        votes = _weighted_votes(chunk @ bank.T, split.train_labels, k, temperature, split.num_classes)
         correct += int((votes.argmax(dim=1) == truth[start : start + batch_size]).sum())
     return correct / queries.shape[0]
+
+
+def _weighted_votes(
+    similarities: Tensor, bank_labels: Tensor, k: int, temperature: float, num_classes: int
+) -> Tensor:
+    """Each query's class votes ``(Q, num_classes)`` from its ``k`` most similar bank rows.
+
+    Args:
+        similarities: ``(Q, N)`` cosine similarities of queries to the bank.
+        bank_labels: ``(N,)`` int64 class of each bank row.
+        k: neighbours per vote; more than ``N`` uses all of them.
+        temperature: a neighbour's vote is ``exp(similarity / temperature)``.
+        num_classes: columns of the result.
+    """
+    sims, idx = similarities.topk(min(k, similarities.shape[1]), dim=1)
+    # Shifting by each row's best similarity scales that row's weights by a
+    # common factor, so the winner is unchanged, but exp cannot overflow
+    # float32 for small temperatures (1 / 0.01 = 100 > log(max float32)).
+    weights = ((sims - sims[:, :1]) / temperature).exp()
+    votes = torch.zeros(similarities.shape[0], num_classes, device=similarities.device)
+    votes.scatter_add_(1, bank_labels[idx], weights)
+    return votes
 
 
 def linear_probe(
@@ -291,39 +372,42 @@ def linear_probe(
         seed: seeds the random initial weights.
 
     Returns:
-        The fraction of test points classified correctly, in ``[0, 1]``.
+        Top-1 accuracy of the fitted classifier on the test split, in ``[0, 1]``.
 
     Raises:
         ValueError: on ``epochs`` < 1, ``lr`` <= 0, ``weight_decay`` < 0, or
             features and labels whose shapes do not fit together.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-    num_classes = _check_inputs(train_features, train_labels, test_features, test_labels, num_classes)
+    x_train, y_train, x_test, y_test, num_classes = _checked_split(
+        train_features, train_labels, test_features, test_labels, num_classes,
+        epochs=(epochs, ">=", 1), lr=(lr, ">", 0), weight_decay=(weight_decay, ">=", 0),
+    )
+    x_train, x_test = _standardise(x_train, x_test)
+    probe = _fit_logistic_regression(x_train, y_train, num_classes, epochs, lr, weight_decay, seed)
+    with torch.no_grad():
+        predictions = probe(x_test).argmax(dim=1)
+    return float((predictions == y_test).float().mean())
 
-    device = train_features.device
-    x_train = train_features.detach().float()
-    x_test = test_features.detach().to(device, torch.float32)
-    y_train = train_labels.detach().to(device, torch.long)
-    y_test = test_labels.detach().to(device, torch.long)
 
+def _standardise(x_train: Tensor, x_test: Tensor) -> tuple[Tensor, Tensor]:
+    """Both splits scaled by the training split's per-dimension mean and std."""
     mean = x_train.mean(dim=0)
     # A constant feature has std 0; flooring it leaves that column at 0 instead
     # of turning it into NaNs.
     std = x_train.std(dim=0, unbiased=False).clamp_min(1e-6)
-    x_train = (x_train - mean) / std
-    x_test = (x_test - mean) / std
+    return (x_train - mean) / std, (x_test - mean) / std
 
+
+def _fit_logistic_regression(
+    x: Tensor, y: Tensor, num_classes: int, epochs: int, lr: float, weight_decay: float, seed: int
+) -> nn.Linear:
+    """A linear classifier fitted to all of ``x (N, D)``, ``y (N,)`` with L-BFGS; see :func:`linear_probe`."""
     # Grad mode is forced on so the probe can be fitted from code running
     # under no_grad, e.g. an evaluation hook in someone else's loop.
     with torch.enable_grad():
         generator = torch.Generator().manual_seed(seed)
         # skip_init: nn.Linear's own init would draw from the global RNG.
-        probe = torch.nn.utils.skip_init(nn.Linear, x_train.shape[1], num_classes, device=device)
+        probe = torch.nn.utils.skip_init(nn.Linear, x.shape[1], num_classes, device=x.device)
         with torch.no_grad():
             probe.weight.copy_(torch.randn(probe.weight.shape, generator=generator) * 0.01)
             probe.bias.zero_()
@@ -338,16 +422,13 @@ def linear_probe(
 
         def closure() -> Tensor:
             optimizer.zero_grad()
-            loss = F.cross_entropy(probe(x_train), y_train)
+            loss = F.cross_entropy(probe(x), y)
             loss = loss + 0.5 * weight_decay * probe.weight.pow(2).sum()
             loss.backward()
             return loss
 
         optimizer.step(closure)
-
-    with torch.no_grad():
-        predictions = probe(x_test).argmax(dim=1)
-    return float((predictions == y_test).float().mean())
+    return probe
 
 
 def evaluate_encoder(

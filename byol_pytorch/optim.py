@@ -139,55 +139,55 @@ class LARS(torch.optim.Optimizer):
                 loss = closure()
 
         for group in self.param_groups:
-            lr = group["lr"]
-            momentum = group["momentum"]
-            weight_decay = group["weight_decay"]
-            trust_coefficient = group["trust_coefficient"]
-            eps = group["eps"]
-            nesterov = group["nesterov"]
-            exclude = group["lars_exclude"]
-
             for p in group["params"]:
                 grad = p.grad
                 if grad is None:
                     continue
                 if grad.is_sparse:
                     raise RuntimeError(f"LARS does not support sparse gradients (parameter of shape {tuple(p.shape)})")
-
-                if exclude:
-                    update = grad
-                    scale: float | torch.Tensor = lr
-                else:
-                    # A fresh tensor only when decay changes the gradient; p.grad itself is never written.
-                    update = grad.add(p, alpha=weight_decay) if weight_decay != 0.0 else grad
-                    p_norm = torch.linalg.vector_norm(p)
-                    u_norm = torch.linalg.vector_norm(update)
-                    # torch.where keeps everything on the device (no .item() sync) and avoids 0/0.
-                    trust = torch.where(
-                        (p_norm > 0) & (u_norm > 0),
-                        trust_coefficient * p_norm / (u_norm + eps),
-                        torch.ones_like(p_norm),
-                    )
-                    scale = trust * lr
-
-                if momentum == 0.0:
+                update, scale = _scaled_update(p, grad, group)
+                if group["momentum"] == 0.0:
                     _add_scaled_(p, update, scale, -1.0)
-                    continue
-
-                state = self.state[p]
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["momentum_buffer"] = buf
-                buf.mul_(momentum)
-                _add_scaled_(buf, update, scale, 1.0)
-                if nesterov:
-                    _add_scaled_(p, update, scale, -1.0)
-                    p.add_(buf, alpha=-momentum)
                 else:
-                    p.sub_(buf)
-
+                    self._momentum_step_(p, update, scale, group["momentum"], group["nesterov"])
         return loss
+
+    def _momentum_step_(
+        self, p: torch.Tensor, update: torch.Tensor, scale: float | torch.Tensor, momentum: float, nesterov: bool
+    ) -> None:
+        """``v = momentum * v + scale * update``, then ``p -= v`` (nesterov: ``p -= scale * update + momentum * v``)."""
+        state = self.state[p]
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["momentum_buffer"] = buf
+        buf.mul_(momentum)
+        _add_scaled_(buf, update, scale, 1.0)
+        if nesterov:
+            _add_scaled_(p, update, scale, -1.0)
+            p.add_(buf, alpha=-momentum)
+        else:
+            p.sub_(buf)
+
+
+def _scaled_update(
+    p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]
+) -> tuple[torch.Tensor, float | torch.Tensor]:
+    """The direction ``d`` of one parameter and its step size ``lr * trust`` (``lr`` alone in an excluded group)."""
+    if group["lars_exclude"]:
+        return grad, group["lr"]
+    weight_decay = group["weight_decay"]
+    # A fresh tensor only when decay changes the gradient; p.grad itself is never written.
+    update = grad.add(p, alpha=weight_decay) if weight_decay != 0.0 else grad
+    p_norm = torch.linalg.vector_norm(p)
+    u_norm = torch.linalg.vector_norm(update)
+    # torch.where keeps everything on the device (no .item() sync) and avoids 0/0.
+    trust = torch.where(
+        (p_norm > 0) & (u_norm > 0),
+        group["trust_coefficient"] * p_norm / (u_norm + group["eps"]),
+        torch.ones_like(p_norm),
+    )
+    return update, trust * group["lr"]
 
 
 def _add_scaled_(target: torch.Tensor, tensor: torch.Tensor, scale: float | torch.Tensor, sign: float) -> None:

@@ -115,6 +115,39 @@ def _score_rows(summary: Mapping[str, Any] | None) -> dict[str, tuple[float, flo
     return rows
 
 
+def _collapse_panel(ax: Any, metrics: list[Mapping[str, Any]], representation_dim: int | None) -> None:
+    """The representation std over steps, with the healthy level and the warning threshold for width d."""
+    if not _line(ax, metrics, "representation_std", "collapse monitor", "std of l2-normalised features"):
+        return
+    if representation_dim:
+        healthy = 1 / math.sqrt(representation_dim)
+        ax.axhline(healthy, color="tab:green", ls="--", lw=1, label=f"healthy 1/sqrt({representation_dim})")
+        ax.axhline(COLLAPSE_FRACTION * healthy, color="tab:red", ls=":", lw=1, label="collapse warning")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8, loc="lower right")
+
+
+def _accuracy_panel(ax: Any, metrics: list[Mapping[str, Any]], summary: Mapping[str, Any] | None) -> None:
+    """kNN top-1 over steps (with the random initialisation's level) and the online probe's, when recorded."""
+    probe_steps, probe_values = series(metrics, "probe_top1")
+    knn = bool(series(metrics, "knn_top1")[0])
+    # Without kNN records but with the probe's, the panel is the probe's alone (no "no knn_top1" note).
+    if (knn or not probe_steps) and _line(ax, metrics, "knn_top1", "kNN top-1 (monitor)", "accuracy", marker="o"):
+        baseline = summary.get("knn_monitor_random_init") if summary else None
+        if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+            ax.axhline(baseline, color="tab:gray", ls="--", lw=1, label=f"random init ({baseline:.3f})")
+            ax.legend(fontsize=8, loc="lower right")
+        ax.set_ylim(0, 1.02)
+    if probe_steps:
+        ax.plot(probe_steps, probe_values, marker="s", lw=1.6, color="tab:orange", label="online linear probe")
+        ax.set_title("kNN top-1 and online linear probe" if knn else "online linear probe top-1")
+        ax.set_xlabel("step")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+
+
 def draw_report(
     metrics: Iterable[Mapping[str, Any]],
     path: str | os.PathLike[str],
@@ -160,34 +193,8 @@ def draw_report(
     _line(axes[0, 1], records, "lr", "learning rate", "lr")
     _line(axes[0, 2], records, "tau", "target EMA decay (tau)", "tau")
 
-    ax = axes[1, 0]
-    if _line(ax, records, "representation_std", "collapse monitor", "std of l2-normalised features"):
-        if representation_dim:
-            healthy = 1 / math.sqrt(representation_dim)
-            ax.axhline(healthy, color="tab:green", ls="--", lw=1, label=f"healthy 1/sqrt({representation_dim})")
-            ax.axhline(COLLAPSE_FRACTION * healthy, color="tab:red", ls=":", lw=1, label="collapse warning")
-            ax.set_ylim(bottom=0)
-            ax.legend(fontsize=8, loc="lower right")
-
-    ax = axes[1, 1]
-    probe_steps, probe_values = series(records, "probe_top1")
-    knn = bool(series(records, "knn_top1")[0])
-    # Without kNN records but with the probe's, the panel is the probe's alone (no "no knn_top1" note).
-    if (knn or not probe_steps) and _line(ax, records, "knn_top1", "kNN top-1 (monitor)", "accuracy", marker="o"):
-        baseline = summary.get("knn_monitor_random_init") if summary else None
-        if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
-            ax.axhline(baseline, color="tab:gray", ls="--", lw=1, label=f"random init ({baseline:.3f})")
-            ax.legend(fontsize=8, loc="lower right")
-        ax.set_ylim(0, 1.02)
-    if probe_steps:
-        ax.plot(probe_steps, probe_values, marker="s", lw=1.6, color="tab:orange", label="online linear probe")
-        ax.set_title("kNN top-1 and online linear probe" if knn else "online linear probe top-1")
-        ax.set_xlabel("step")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
-
+    _collapse_panel(axes[1, 0], records, representation_dim)
+    _accuracy_panel(axes[1, 1], records, summary)
     _final_scores(axes[1, 2], summary, records)
     if title:
         fig.suptitle(title)

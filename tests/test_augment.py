@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +12,7 @@ from byol_pytorch.model.augment import (
     blur_kernel_size,
     default_crop_scale,
     digit_augmentations,
+    random_gaussian_blur,
 )
 
 
@@ -62,6 +64,35 @@ def test_normalize_adapts_to_channels() -> None:
     assert Normalize()(torch.full((1, 1, 2, 2), 0.449)).abs().max() < 1e-6
     with pytest.raises(ValueError, match="2 channel means but the images have 3"):
         Normalize((0.5, 0.5), (0.2, 0.2))(x)
+
+
+@pytest.mark.parametrize(
+    ("image_size", "expected"), [(5, (5, 5)), ((3, 7), (3, 7)), ([4, 2], (4, 2)), (np.int64(6), (6, 6))]
+)
+def test_sizes_become_height_and_width(image_size: object, expected: tuple[int, int]) -> None:
+    assert as_size(image_size) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("image_size", [True, (True, 4), (4.0, 4), (1, 2, 3), "ab", None])
+def test_sizes_that_are_not_ints_are_refused(image_size: object) -> None:
+    with pytest.raises(TypeError, match=r"image_size must be an int or \(height, width\)"):
+        as_size(image_size)  # type: ignore[arg-type]
+
+
+def test_the_smallest_side_is_the_callers() -> None:
+    assert as_size(1, minimum=1) == (1, 1)  # a dataset may hold 1-pixel images
+    with pytest.raises(ValueError, match=r"crop must be at least 1 pixel on each side, got \(4, 0\)"):
+        as_size((4, 0), minimum=1, name="crop")
+
+
+def test_every_pipeline_blurs_with_the_papers_blur() -> None:
+    digit_view_1, digit_view_2 = digit_augmentations(64)
+    paper_view_1, paper_view_2 = BYOLAugmentation(64, view=1), BYOLAugmentation(64, view=2)
+    blurs = [digit_view_1[-1], digit_view_2[-2], paper_view_1.blur, paper_view_2.blur]
+    assert [blur.p for blur in blurs] == pytest.approx([1.0, 0.1, 1.0, 0.1])
+    for blur in blurs:
+        assert blur.flags["kernel_size"] == (blur_kernel_size(64),) * 2 == (7, 7)
+    assert random_gaussian_blur(64, p=1.0, kernel=5).flags["kernel_size"] == (5, 5)
 
 
 def test_bad_sizes_are_named() -> None:

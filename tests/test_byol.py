@@ -8,6 +8,7 @@ from torch import nn
 from torchvision import models
 
 from byol_pytorch import BYOL, BYOLOutput
+from byol_pytorch.model import representation_std
 from byol_pytorch.model.heads import SimSiamProjector
 
 from .conftest import assert_same_state, state_copy, tiny_cnn
@@ -59,12 +60,21 @@ def test_default_hidden_layer_and_representation_width() -> None:
     assert all(p.grad is not None for p in learner.parameters() if p.requires_grad)
 
 
+def _assert_distinct_equal_copy(target: nn.Module, online: nn.Module) -> None:
+    """``target`` holds ``online``'s values in tensors of its own, none of them trained."""
+    assert_same_state(state_copy(target), state_copy(online))
+    pairs = list(zip(target.parameters(), online.parameters(), strict=True))
+    assert pairs
+    for t, o in pairs:
+        assert not t.requires_grad and o.requires_grad
+        assert t.data_ptr() != o.data_ptr()
+
+
 def test_target_is_a_frozen_copy_outside_the_gradient() -> None:
     learner = _learner()
+    _assert_distinct_equal_copy(learner.target_encoder, learner.online_encoder)
+    _assert_distinct_equal_copy(learner.target_projector, learner.online_projector)
     target_params = list(learner.target_encoder.parameters()) + list(learner.target_projector.parameters())
-    assert target_params and not any(p.requires_grad for p in target_params)
-    online_ids = {id(p) for p in learner.online_encoder.parameters()}
-    assert not online_ids & {id(p) for p in target_params}
     learner(torch.rand(4, 3, 16, 16)).backward()
     assert all(p.grad is None for p in target_params)
     trainable = [p for p in learner.parameters() if p.requires_grad]
@@ -154,11 +164,14 @@ def test_reset_moving_average_recopies_the_online_network() -> None:
 
 
 def test_simsiam_has_no_target_and_a_harmless_update() -> None:
-    learner = _learner(use_momentum=False)
+    learner = _learner(use_momentum=False, augment_fn=nn.Identity(), augment_fn2=_flipped)
     assert learner.target_encoder is None and isinstance(learner.online_projector, SimSiamProjector)
     x = torch.rand(4, 3, 16, 16)
-    losses = [_train_step(learner, x).item() for _ in range(3)]
-    assert all(0 <= loss <= 8 for loss in losses)
+    with torch.no_grad():  # training-mode batch norm: the outputs use batch statistics only
+        (_, proj_1, pred_1), (_, proj_2, pred_2) = _online_pieces(learner, x), _online_pieces(learner, _flipped(x))
+    # The target of the other view is its own online projection, under stop-gradient.
+    expected = (_regression(pred_1, proj_2) + _regression(pred_2, proj_1)).mean()
+    torch.testing.assert_close(_train_step(learner, x).detach(), expected)
     before = state_copy(learner)
     with pytest.warns(UserWarning, match="does nothing with use_momentum=False"):
         learner.update_moving_average()
@@ -178,6 +191,47 @@ def test_loss_equals_the_formula_on_the_views() -> None:
     target = learner.target_projector(learner.target_encoder(view))
     expected = 2 * (2 - 2 * nn.functional.cosine_similarity(prediction, target)).mean()
     torch.testing.assert_close(learner(x), expected)
+
+
+def _flipped(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-1)
+
+
+def _online_pieces(learner: BYOL, view: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Representation, projection and prediction of a view, from the learner's modules."""
+    representation = learner.online_encoder(view)
+    projection = learner.online_projector(representation)
+    return representation, projection, learner.online_predictor(projection)
+
+
+def _regression(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The paper's per-sample loss, written from its definition: 2 - 2 cos(p, z)."""
+    return 2 - 2 * nn.functional.cosine_similarity(prediction, target)
+
+
+def test_each_view_predicts_the_target_of_the_other() -> None:
+    # Training mode, one pass per view: batch norm uses each view's own batch
+    # statistics, so the passes below recompute the learner's exactly.
+    learner = _learner(augment_fn=nn.Identity(), augment_fn2=_flipped)
+    x = torch.rand(4, 3, 16, 16)
+    view_1, view_2 = x, _flipped(x)  # two different views; no normalisation with a user's augmentation
+
+    def crossed_and_same_view() -> tuple[torch.Tensor, torch.Tensor]:
+        prediction_1, prediction_2 = _online_pieces(learner, view_1)[2], _online_pieces(learner, view_2)[2]
+        target_1, target_2 = (learner.target_projector(learner.target_encoder(v)) for v in (view_1, view_2))
+        crossed = (_regression(prediction_1, target_2) + _regression(prediction_2, target_1)).mean()
+        return crossed, (_regression(prediction_1, target_1) + _regression(prediction_2, target_2)).mean()
+
+    crossed, _ = crossed_and_same_view()
+    torch.testing.assert_close(learner(x), crossed)
+    # With a predictor that passes the projection through and a target that is
+    # still a copy of the online network, same-view pairs would give a loss of 0.
+    learner.online_predictor = nn.Identity()
+    crossed, same_view = crossed_and_same_view()
+    assert same_view.abs() < 1e-5
+    loss = learner(x)
+    torch.testing.assert_close(loss, crossed)
+    assert loss > 0.1
 
 
 def test_concatenated_views_equal_separate_passes_without_batch_statistics() -> None:
@@ -257,9 +311,17 @@ def test_embeddings_use_the_training_normalisation() -> None:
 
 
 def test_details_report_the_collapse_monitor() -> None:
-    out = _learner()(torch.rand(8, 3, 16, 16), return_details=True)
+    learner = _learner(augment_fn=nn.Identity(), augment_fn2=_flipped).eval()
+    x = torch.rand(8, 3, 16, 16)
+    out = learner(x, return_details=True)
     assert isinstance(out, BYOLOutput) and out.loss.requires_grad
-    assert 0 <= out.representation_std.item() <= 1
+    torch.testing.assert_close(out.loss, learner(x))
+    # The monitor reads view 1's online representation: the mean per-dimension
+    # std of the l2-normalised rows.
+    representation = nn.functional.normalize(learner.online_encoder(x).detach(), dim=1)
+    torch.testing.assert_close(out.representation_std, representation.std(dim=0).mean())
+    collapsed = torch.ones(8, 5)
+    assert representation_std(collapsed).item() == 0.0
 
 
 @pytest.mark.parametrize("size", [(16, 24), (24, 16)])
@@ -282,9 +344,13 @@ def test_weight_norm_network_gets_a_target() -> None:
         warnings.simplefilter("ignore", FutureWarning)
         net.conv = nn.utils.weight_norm(net.conv)
     learner = _learner(net)
+    _assert_distinct_equal_copy(learner.target_encoder, learner.online_encoder)
+    initial = state_copy(learner.target_encoder)
     _train_step(learner, torch.rand(4, 3, 16, 16))
+    learner.moving_average_decay = 0.0  # the target becomes the trained online encoder
     learner.update_moving_average()
-    assert learner.target_encoder is not None
+    assert any(not torch.equal(initial[key], value) for key, value in state_copy(learner.target_encoder).items())
+    _assert_distinct_equal_copy(learner.target_encoder, learner.online_encoder)
 
 
 def test_bfloat16_autocast_and_channels_last() -> None:

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from byol_pytorch.model import BYOL, DEFAULT_TAU
 from byol_pytorch.model.ema import copy_weights_, cosine_tau, ema_update_
 
 from .conftest import tiny_cnn
@@ -52,6 +53,15 @@ def test_copy_weights_and_structure_check() -> None:
         ema_update_(tiny_cnn(), torch.nn.Linear(2, 2), 0.5)
     with pytest.raises(ValueError, match="tau must be in \\[0, 1\\], got 1.5"):
         ema_update_(target, online, 1.5)
+
+
+def test_the_schedule_and_the_learner_start_from_one_default_tau() -> None:
+    learner = BYOL(tiny_cnn(), image_size=16, projection_size=8, projection_hidden_size=16, ema_total_steps=10)
+    assert DEFAULT_TAU == 0.99  # SPEC.md: moving_average_decay=0.99
+    assert learner.moving_average_decay == DEFAULT_TAU == cosine_tau(0, 10)
+    assert learner.current_tau == cosine_tau(0, 10)
+    learner.update_moving_average()
+    assert learner.current_tau == cosine_tau(1, 10) > DEFAULT_TAU
 
 
 def test_cosine_schedule_values() -> None:

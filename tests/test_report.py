@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -79,3 +80,40 @@ def test_drawing_leaves_pyplot_alone(tmp_path: Path) -> None:
         import matplotlib.pyplot as plt
 
         assert plt.get_fignums() == []
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def _near(pixels: np.ndarray, colour: str) -> np.ndarray:
+    """Mask of the pixels within a few levels of a matplotlib colour (antialiased edges are left out)."""
+    from matplotlib.colors import to_rgb
+
+    target = np.array([round(255 * c) for c in to_rgb(colour)], dtype=np.int16)
+    return (np.abs(pixels - target) <= 3).all(axis=-1)
+
+
+def test_the_loss_curve_is_drawn_in_its_panel(tmp_path: Path) -> None:
+    # Records with a loss and nothing else: the only curve of the page is the
+    # loss panel's (top left of the 2 x 3 grid), in matplotlib's first colour.
+    records = [{"step": step, "loss": 4.0 / step} for step in range(1, 40)]
+    loss_only = _pixels(draw_report(records, tmp_path / "loss.png"))
+    blank = _pixels(draw_report([], tmp_path / "blank.png"))
+    curve = _near(loss_only, "tab:blue")
+    assert not _near(blank, "tab:blue").any()
+    assert curve.sum() > 100
+    rows, cols = np.nonzero(curve)
+    height, width = curve.shape
+    assert rows.max() < height / 2 and cols.max() < width / 2  # the top-left panel, not the others
+    assert len(np.unique(loss_only.reshape(-1, 3), axis=0)) > len(np.unique(blank.reshape(-1, 3), axis=0))
+
+
+def test_different_metrics_give_different_pictures(tmp_path: Path) -> None:
+    rising = [{**r, "loss": r["loss"] * r["step"]} if "loss" in r else r for r in _metrics()]
+    first = _pixels(draw_report(_metrics(), tmp_path / "a.png"))
+    again = _pixels(draw_report(_metrics(), tmp_path / "b.png"))
+    other = _pixels(draw_report(rising, tmp_path / "c.png"))
+    assert (first == again).all()
+    assert (first != other).any(axis=-1).sum() > 100

@@ -7,7 +7,33 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .images import ImageSize, Split, check_index, parse_size
+from ..model.augment import as_size
+from .images import ImageSize, Split, check_index
+
+
+def _check_channels_and_fraction(channels: int, test_fraction: float) -> None:
+    """Rejects a channel count that is not a positive int and a test share outside ``(0, 1)``."""
+    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels <= 0:
+        raise ValueError(f"channels must be a positive int, got {channels!r}")
+    if not isinstance(test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be a number strictly between 0 and 1, got {test_fraction!r}")
+
+
+def _split_indices(targets: np.ndarray, split: Split, test_fraction: float, seed: int) -> np.ndarray:
+    """Sorted positions of ``split`` in the full set: a stratified, seeded train/test split, or all."""
+    from sklearn.model_selection import train_test_split
+
+    all_indices = np.arange(len(targets))
+    if split == "all":
+        return all_indices
+    train_indices, test_indices = train_test_split(
+        all_indices,
+        test_size=test_fraction,
+        random_state=seed,
+        stratify=targets,
+    )
+    # Sorted so items keep the original dataset order within a split.
+    return np.sort(train_indices if split == "train" else test_indices)
 
 
 class DigitsDataset(Dataset):
@@ -35,8 +61,6 @@ class DigitsDataset(Dataset):
         classes: ``["0", ..., "9"]``.
     """
 
-    num_total = 1797
-
     def __init__(
         self,
         image_size: ImageSize = 32,
@@ -47,21 +71,11 @@ class DigitsDataset(Dataset):
         seed: int = 0,
     ) -> None:
         from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
 
         if split not in ("train", "test", "all"):
             raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-        self.image_size = parse_size(image_size)
-        if (
-            isinstance(channels, bool)
-            or not isinstance(channels, (int, np.integer))
-            or channels <= 0
-        ):
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
-        if not isinstance(test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
-            raise ValueError(
-                f"test_fraction must be a number strictly between 0 and 1, got {test_fraction!r}"
-            )
+        self.image_size = as_size(image_size, minimum=1)
+        _check_channels_and_fraction(channels, test_fraction)
         self.split = split
         self.return_labels = bool(return_labels)
         self.channels = int(channels)
@@ -72,19 +86,7 @@ class DigitsDataset(Dataset):
         images = np.asarray(digits.images, dtype=np.float32)  # (N, 8, 8), 0..16
         targets = np.asarray(digits.target, dtype=np.int64)
 
-        all_indices = np.arange(len(targets))
-        if split == "all":
-            chosen = all_indices
-        else:
-            train_indices, test_indices = train_test_split(
-                all_indices,
-                test_size=self.test_fraction,
-                random_state=self.seed,
-                stratify=targets,
-            )
-            # Sorted so items keep the original dataset order within a split.
-            chosen = np.sort(train_indices if split == "train" else test_indices)
-
+        chosen = _split_indices(targets, split, self.test_fraction, self.seed)
         pixels = torch.from_numpy(images[chosen] / 16.0).unsqueeze(1)
         if tuple(pixels.shape[-2:]) != self.image_size:
             pixels = F.interpolate(

@@ -16,10 +16,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..model.augment import as_size
 from .crops import CroppedViews, LoaderCrops
 from .decode import load_upright_rgb8, pil_to_uint8
 from .evaluation import EVAL_RESIZE, resize_and_center_crop
-from .images import IMAGE_EXTENSIONS, ImageSize, check_index, parse_size
+from .images import IMAGE_EXTENSIONS, ImageSize, check_index
 
 OnUnreadable = Literal["next", "return_none"]
 
@@ -134,7 +135,7 @@ class ImageFolderDataset(Dataset):
         resize_ratio: float = EVAL_RESIZE,
     ) -> None:
         self.root = Path(root)
-        self.image_size = parse_size(image_size)
+        self.image_size = as_size(image_size, minimum=1)
         self.extensions = _normalise_extensions(extensions)
         self.return_labels = bool(return_labels)
         if on_unreadable not in ("next", "return_none"):
@@ -165,27 +166,31 @@ class ImageFolderDataset(Dataset):
         relative_parts = [Path(path).relative_to(self.root).parts for path in self.files]
         self.classes: list[str] = sorted({parts[0] for parts in relative_parts if len(parts) > 1})
         self.class_to_idx: dict[str, int] = {name: i for i, name in enumerate(self.classes)}
-        self.labels: torch.Tensor | None = None
-        if self.return_labels:
-            unlabelled = [path for path, parts in zip(self.files, relative_parts) if len(parts) == 1]
-            if unlabelled:
-                shown = ", ".join(repr(os.path.basename(p)) for p in unlabelled[:3])
-                more = f" and {len(unlabelled) - 3} more" if len(unlabelled) > 3 else ""
-                raise ValueError(
-                    f"return_labels=True takes each image's class from its sub-folder of "
-                    f"{str(self.root)!r}, but {len(unlabelled)} file(s) lie directly in it "
-                    f"({shown}{more}); move them into class folders or use "
-                    f"return_labels=False"
-                )
-            self.labels = torch.tensor(
-                [self.class_to_idx[parts[0]] for parts in relative_parts], dtype=torch.long
-            )
+        self.labels: torch.Tensor | None = self._folder_labels(relative_parts) if self.return_labels else None
         # One byte per file, 1 once it failed to decode. Shared memory, so the
         # marks of worker processes reach this object (forked workers write
         # to the same pages, spawned ones receive a handle when the dataset
         # is sent to them).
         self._unreadable = torch.zeros(len(self.files), dtype=torch.uint8).share_memory_()
         _DATASETS.add(self)
+
+    def _folder_labels(self, relative_parts: list[tuple[str, ...]]) -> torch.Tensor:
+        """Each file's class index, from the first folder of its path under ``root``.
+
+        Raises:
+            ValueError: a file lies directly in ``root``, so it has no class folder.
+        """
+        unlabelled = [path for path, parts in zip(self.files, relative_parts) if len(parts) == 1]
+        if unlabelled:
+            shown = ", ".join(repr(os.path.basename(p)) for p in unlabelled[:3])
+            more = f" and {len(unlabelled) - 3} more" if len(unlabelled) > 3 else ""
+            raise ValueError(
+                f"return_labels=True takes each image's class from its sub-folder of "
+                f"{str(self.root)!r}, but {len(unlabelled)} file(s) lie directly in it "
+                f"({shown}{more}); move them into class folders or use "
+                f"return_labels=False"
+            )
+        return torch.tensor([self.class_to_idx[parts[0]] for parts in relative_parts], dtype=torch.long)
 
     def with_views(self, views: LoaderCrops) -> ImageFolderDataset:
         """A copy that yields loader-cropped training views; it shares files and the unreadable mask."""

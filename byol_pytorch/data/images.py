@@ -44,30 +44,6 @@ _SIXTEEN_BIT_PIL_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _MAX_SHAPES_IN_MESSAGE = 5
 
 
-def parse_size(image_size: Any, name: str = "image_size") -> tuple[int, int]:
-    """Normalises an int or ``(h, w)`` pair to a validated ``(h, w)`` tuple."""
-    if isinstance(image_size, bool):
-        raise TypeError(f"{name} must be an int or an (h, w) pair, got {image_size!r}")
-    if isinstance(image_size, (int, np.integer)):
-        size = (int(image_size), int(image_size))
-    elif isinstance(image_size, Sequence) and not isinstance(image_size, str):
-        if len(image_size) != 2 or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in image_size
-        ):
-            raise TypeError(
-                f"{name} must be an int or an (h, w) pair of ints, got {image_size!r}"
-            )
-        size = (int(image_size[0]), int(image_size[1]))
-    else:
-        raise TypeError(
-            f"{name} must be an int or an (h, w) pair of ints, got {image_size!r} "
-            f"of type {type(image_size).__name__}"
-        )
-    if size[0] <= 0 or size[1] <= 0:
-        raise ValueError(f"{name} must be positive, got {image_size!r}")
-    return size
-
-
 def _warn_if_outside_unit_range(image: torch.Tensor, source: str) -> None:
     """Warns when a float image is not in [0, 1]; it is then probably normalised."""
     if image.numel() == 0:

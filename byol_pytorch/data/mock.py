@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .images import ImageSize, check_index, parse_size
+from ..model.augment import as_size
+from .images import ImageSize, check_index
 
 
 class MockDataset(Dataset):
@@ -26,7 +27,7 @@ class MockDataset(Dataset):
     def __init__(
         self, image_size: ImageSize, length: int, channels: int = 3, seed: int = 0
     ) -> None:
-        self.image_size = parse_size(image_size)
+        self.image_size = as_size(image_size, minimum=1)
         if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length <= 0:
             raise ValueError(f"length must be a positive int, got {length!r}")
         if (

@@ -2,7 +2,7 @@
 
 from .augment import BYOLAugmentation, CropSpec, Normalize, default_augmentations, digit_augmentations
 from .byol import BYOL, BYOLOutput, representation_std
-from .ema import copy_weights_, cosine_tau, ema_update_
+from .ema import DEFAULT_TAU, copy_weights_, cosine_tau, ema_update_
 from .encoder import HiddenLayerEncoder, resolve_hidden_layer
 from .frozen import FrozenEncoder
 from .heads import MLPHead, SimSiamProjector, simsiam_predictor
@@ -10,6 +10,7 @@ from .loss import byol_loss, normalized_mse
 
 __all__ = [
     "BYOL",
+    "DEFAULT_TAU",
     "BYOLAugmentation",
     "BYOLOutput",
     "CropSpec",

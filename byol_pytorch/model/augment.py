@@ -8,6 +8,7 @@ parameters of every operation for each image of the batch separately.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,21 +20,45 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # For images that are not RGB: the average of ImageNet's channel statistics.
 GRAY_MEAN, GRAY_STD = 0.449, 0.226
-SMALL_IMAGE_SIDE = 64
+# From this shorter side up, crops take the paper's area range (0.08, 1); below, (0.2, 1).
+PAPER_CROP_SCALE_MIN_SIDE = 64
+# The paper's range of the blur's standard deviation, in pixels.
+BLUR_SIGMA = (0.1, 2.0)
 
 
-def as_size(image_size: int | Sequence[int]) -> tuple[int, int]:
-    """``image_size`` as ``(height, width)``, validated."""
-    if isinstance(image_size, bool):
-        raise TypeError(f"image_size must be an int or (height, width), got {image_size!r}")
-    if isinstance(image_size, int):
-        size = (image_size, image_size)
-    elif isinstance(image_size, Sequence) and len(image_size) == 2 and all(isinstance(s, int) for s in image_size):
+def _is_int(value: object) -> bool:
+    # numbers.Integral takes numpy's integers too; bool is an int but never a size.
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def as_size(image_size: int | Sequence[int], minimum: int = 2, name: str = "image_size") -> tuple[int, int]:
+    """``image_size`` as ``(height, width)``: an int for a square, or a pair of ints.
+
+    Args:
+        image_size: an int (Python or numpy) or a sequence of two.
+        minimum: the smallest side accepted. The augmentations and the
+            learner need 2 (the default); a dataset may hold 1-pixel images.
+        name: the argument's name in error messages.
+
+    Raises:
+        TypeError: ``image_size`` is not an int or a pair of ints.
+        ValueError: a side is below ``minimum``.
+    """
+    if _is_int(image_size):
+        size = (int(image_size), int(image_size))  # type: ignore[arg-type]
+    elif (
+        isinstance(image_size, Sequence)
+        and not isinstance(image_size, str)
+        and len(image_size) == 2
+        and all(_is_int(side) for side in image_size)
+    ):
         size = (int(image_size[0]), int(image_size[1]))
     else:
-        raise TypeError(f"image_size must be an int or (height, width), got {image_size!r}")
-    if min(size) < 2:
-        raise ValueError(f"image_size must be at least 2 pixels on each side, got {image_size!r}")
+        raise TypeError(f"{name} must be an int or (height, width), got {image_size!r} "
+                        f"of type {type(image_size).__name__}")
+    if min(size) < minimum:
+        pixels = "pixel" if minimum == 1 else "pixels"
+        raise ValueError(f"{name} must be at least {minimum} {pixels} on each side, got {image_size!r}")
     return size
 
 
@@ -44,6 +69,18 @@ def blur_kernel_size(image_size: int | Sequence[int]) -> int:
     return kernel if kernel % 2 == 1 else kernel + 1
 
 
+def random_gaussian_blur(image_size: int | Sequence[int], p: float, kernel: int | None = None) -> nn.Module:
+    """The paper's random Gaussian blur, drawn per image: sigma in :data:`BLUR_SIGMA`.
+
+    Args:
+        image_size: side of the images it blurs, int or ``(height, width)``.
+        p: probability that an image is blurred.
+        kernel: kernel side; defaults to :func:`blur_kernel_size` of ``image_size``.
+    """
+    kernel = kernel or blur_kernel_size(image_size)
+    return K.RandomGaussianBlur((kernel, kernel), sigma=BLUR_SIGMA, p=p)
+
+
 def default_crop_scale(image_size: int | Sequence[int]) -> tuple[float, float]:
     """The crop area range: the paper's (0.08, 1) from 64 px up, (0.2, 1) below.
 
@@ -51,7 +88,7 @@ def default_crop_scale(image_size: int | Sequence[int]) -> tuple[float, float]:
     most crops no longer contain the object, so small images keep more of it
     (as SimCLR-style CIFAR recipes do).
     """
-    return (0.08, 1.0) if min(as_size(image_size)) >= SMALL_IMAGE_SIDE else (0.2, 1.0)
+    return (0.08, 1.0) if min(as_size(image_size)) >= PAPER_CROP_SCALE_MIN_SIDE else (0.2, 1.0)
 
 
 @dataclass(frozen=True)
@@ -151,7 +188,6 @@ class BYOLAugmentation(nn.Module):
             raise ValueError(f"view must be 1 or 2, got {view!r}")
         self.crop = CropSpec.paper(image_size, crop_scale)
         size = self.crop.size
-        kernel = blur_kernel or blur_kernel_size(size)
         blur_p, solarize_p = (1.0, 0.0) if view == 1 else (0.1, 0.2)
         self.view = view
         self.geometric = nn.Sequential(
@@ -162,7 +198,7 @@ class BYOLAugmentation(nn.Module):
             K.ColorJitter(0.4, 0.4, 0.2, 0.1, p=0.8),
             K.RandomGrayscale(p=0.2),
         )
-        self.blur = K.RandomGaussianBlur((kernel, kernel), sigma=(0.1, 2.0), p=blur_p)
+        self.blur = random_gaussian_blur(size, blur_p, blur_kernel)
         self.solarize = K.RandomSolarize(thresholds=(0.5, 0.5), additions=0.0, p=solarize_p) if solarize_p else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -220,8 +256,8 @@ def digit_augmentations(image_size: int | Sequence[int]) -> tuple[nn.Module, nn.
     The views end in ``[0, 1]`` without normalisation: pass them to
     :class:`BYOL` with ``normalize=True``. On scikit-learn's digits, a
     ResNet-18 trained with these views ends above its random initialisation
-    in a few hundred steps where the paper's views stay below it (measured
-    figures: ``byol_pytorch.cli.flags.CLI_DEFAULTS``).
+    in a few hundred steps where the paper's views stay below it (the
+    measured figures are in ``benchmarks/README.md``, "The demo's defaults").
 
     Args:
         image_size: side of the views, or ``(height, width)``.
@@ -230,13 +266,12 @@ def digit_augmentations(image_size: int | Sequence[int]) -> tuple[nn.Module, nn.
         ``(view_1, view_2)``, modules mapping ``(B, C, H, W)`` to ``(B, C, *image_size)``.
     """
     size = as_size(image_size)
-    kernel = blur_kernel_size(size)
 
     def geometry() -> list[nn.Module]:
         return [K.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.8, 1.25)),
                 K.RandomAffine(degrees=5.0, translate=(0.1, 0.1), p=0.8)]
 
-    view_1 = nn.Sequential(*geometry(), K.RandomGaussianBlur((kernel, kernel), (0.1, 2.0), p=1.0))
-    view_2 = nn.Sequential(*geometry(), K.RandomGaussianBlur((kernel, kernel), (0.1, 2.0), p=0.1),
+    view_1 = nn.Sequential(*geometry(), random_gaussian_blur(size, p=1.0))
+    view_2 = nn.Sequential(*geometry(), random_gaussian_blur(size, p=0.1),
                            K.RandomSolarize(thresholds=0.0, additions=0.0, p=0.2))
     return view_1, view_2

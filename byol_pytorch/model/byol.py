@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import BYOLAugmentation, CropSpec, Normalize, as_size, default_augmentations
-from .ema import BufferMode, copy_weights_, cosine_tau, ema_update_
+from .ema import DEFAULT_TAU, BufferMode, copy_weights_, cosine_tau, ema_update_
 from .encoder import (
     HiddenLayer,
     HiddenLayerEncoder,
@@ -90,6 +90,56 @@ def _read_ema_step(module: nn.Module, _incompatible_keys: Any) -> None:
     module._ema_step = int(module.ema_steps.item())
 
 
+def _check_arguments(
+    net: nn.Module,
+    moving_average_decay: float,
+    ema_total_steps: int | None,
+    ema_buffers: BufferMode,
+    sync_batchnorm: bool | None,
+    augment_fn: Augment | None,
+    augment_fn2: Augment | None,
+) -> None:
+    """Rejects :class:`BYOL` arguments of the wrong type or out of range, naming the argument."""
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+    if not 0.0 <= moving_average_decay <= 1.0:
+        raise ValueError(f"moving_average_decay must be in [0, 1], got {moving_average_decay!r}")
+    if ema_total_steps is not None and (not isinstance(ema_total_steps, int) or ema_total_steps < 1):
+        raise ValueError(f"ema_total_steps must be a positive integer or None, got {ema_total_steps!r}")
+    if ema_buffers not in ("average", "copy"):
+        raise ValueError(f"ema_buffers must be 'average' or 'copy', got {ema_buffers!r}")
+    if sync_batchnorm is not None and not isinstance(sync_batchnorm, bool):
+        raise TypeError(f"sync_batchnorm must be None, True or False, got {sync_batchnorm!r}")
+    for name, fn in (("augment_fn", augment_fn), ("augment_fn2", augment_fn2)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable on a batch of images, got {type(fn).__name__}")
+
+
+def _build_heads(
+    net: nn.Module,
+    representation_dim: int,
+    projection_size: int,
+    projection_hidden_size: int,
+    use_momentum: bool,
+    sync_batchnorm: bool | None,
+) -> tuple[nn.Module, nn.Module]:
+    """The online projector and predictor: BYOL's MLP heads, or SimSiam's with ``use_momentum=False``.
+
+    They are put where the network's first parameter lives, in its dtype.
+    """
+    if use_momentum:
+        projector: nn.Module = MLPHead(representation_dim, projection_size, projection_hidden_size, sync_batchnorm)
+        predictor: nn.Module = MLPHead(projection_size, projection_size, projection_hidden_size, sync_batchnorm)
+    else:
+        projector = SimSiamProjector(representation_dim, projection_size, projection_hidden_size, sync_batchnorm)
+        predictor = simsiam_predictor(projection_size, sync_batchnorm=sync_batchnorm)
+    reference = next(iter(net.parameters()), None)
+    if reference is not None:
+        projector.to(reference.device, reference.dtype)
+        predictor.to(reference.device, reference.dtype)
+    return projector, predictor
+
+
 class BYOL(nn.Module):
     """Bootstrap Your Own Latent (Grill et al., 2020) around any image network.
 
@@ -122,7 +172,7 @@ class BYOL(nn.Module):
         augment_fn: replaces view 1's augmentation (any callable on a batch).
         augment_fn2: replaces view 2's; defaults to ``augment_fn`` when only
             that is given, else to the paper's second pipeline.
-        moving_average_decay: the base EMA decay tau (0.99).
+        moving_average_decay: the base EMA decay tau (``DEFAULT_TAU``, 0.99).
         use_momentum: ``False`` gives SimSiam: no target copy, the target is
             the online projection under stop-gradient, SimSiam's heads.
         sync_batchnorm: synchronise the batch norm of the projector and
@@ -171,7 +221,7 @@ class BYOL(nn.Module):
         projection_hidden_size: int = 4096,
         augment_fn: Augment | None = None,
         augment_fn2: Augment | None = None,
-        moving_average_decay: float = 0.99,
+        moving_average_decay: float = DEFAULT_TAU,
         use_momentum: bool = True,
         sync_batchnorm: bool | None = None,
         *,
@@ -189,20 +239,9 @@ class BYOL(nn.Module):
         trace: bool = True,
     ) -> None:
         super().__init__()
-        if not isinstance(net, nn.Module):
-            raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
-        if not 0.0 <= moving_average_decay <= 1.0:
-            raise ValueError(f"moving_average_decay must be in [0, 1], got {moving_average_decay!r}")
-        if ema_total_steps is not None and (not isinstance(ema_total_steps, int) or ema_total_steps < 1):
-            raise ValueError(f"ema_total_steps must be a positive integer or None, got {ema_total_steps!r}")
-        if ema_buffers not in ("average", "copy"):
-            raise ValueError(f"ema_buffers must be 'average' or 'copy', got {ema_buffers!r}")
-        if sync_batchnorm is not None and not isinstance(sync_batchnorm, bool):
-            raise TypeError(f"sync_batchnorm must be None, True or False, got {sync_batchnorm!r}")
-        for name, fn in (("augment_fn", augment_fn), ("augment_fn2", augment_fn2)):
-            if fn is not None and not callable(fn):
-                raise TypeError(f"{name} must be callable on a batch of images, got {type(fn).__name__}")
-
+        _check_arguments(
+            net, moving_average_decay, ema_total_steps, ema_buffers, sync_batchnorm, augment_fn, augment_fn2
+        )
         self.image_size = as_size(image_size)
         self.use_momentum = use_momentum
         self.sync_batchnorm = sync_batchnorm
@@ -212,42 +251,14 @@ class BYOL(nn.Module):
         self.concat_views = concat_views
         self.channels_last = channels_last
         self.channels = channels if channels is not None else infer_channels(net)
-        # The EMA step is saved as a tensor (state_dict() then holds tensors only, as
-        # safetensors and `{k: v.cpu()}` need); a Python copy gives tau without a
-        # device sync at every update.
-        self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
-        self._ema_step = 0
-        self.register_load_state_dict_pre_hook(_upgrade_extra_state)
-        self.register_load_state_dict_post_hook(_read_ema_step)
-
-        default_1, default_2 = default_augmentations(self.image_size, crop_scale)
-        self.crop_spec: CropSpec = default_1.crop
-        self.takes_views = augment_fn is None and augment_fn2 is None
-        self.augment1: Augment = augment_fn if augment_fn is not None else default_1
-        self.augment2: Augment = augment_fn2 or augment_fn or default_2
-        if normalize is None:
-            normalize = augment_fn is None and augment_fn2 is None
-        self.normalize = Normalize(mean, std) if normalize else None
+        self._track_ema_steps()
+        self._set_augmentations(augment_fn, augment_fn2, crop_scale, normalize, mean, std)
 
         self.online_encoder = HiddenLayerEncoder(net, hidden_layer, spatial_pool, token_pool, trace)
         self.representation_dim = infer_output_dim(self.online_encoder, self.channels, self.image_size)
-        if use_momentum:
-            self.online_projector: nn.Module = MLPHead(
-                self.representation_dim, projection_size, projection_hidden_size, sync_batchnorm
-            )
-            self.online_predictor: nn.Module = MLPHead(
-                projection_size, projection_size, projection_hidden_size, sync_batchnorm
-            )
-        else:
-            self.online_projector = SimSiamProjector(
-                self.representation_dim, projection_size, projection_hidden_size, sync_batchnorm
-            )
-            self.online_predictor = simsiam_predictor(projection_size, sync_batchnorm=sync_batchnorm)
-        # The heads live where the network lives, in its dtype.
-        reference = next(iter(net.parameters()), None)
-        if reference is not None:
-            self.online_projector.to(reference.device, reference.dtype)
-            self.online_predictor.to(reference.device, reference.dtype)
+        self.online_projector, self.online_predictor = _build_heads(
+            net, self.representation_dim, projection_size, projection_hidden_size, use_momentum, sync_batchnorm
+        )
 
         self.target_encoder: nn.Module | None = None
         self.target_projector: nn.Module | None = None
@@ -256,6 +267,35 @@ class BYOL(nn.Module):
             self.target_projector = clone_module(self.online_projector).requires_grad_(False)
         self._checked_range = False
         self._warned_no_momentum = False
+
+    def _track_ema_steps(self) -> None:
+        """The ``ema_steps`` buffer, its Python copy, and the hooks that keep them together across loads."""
+        # The EMA step is saved as a tensor (state_dict() then holds tensors only, as
+        # safetensors and `{k: v.cpu()}` need); a Python copy gives tau without a
+        # device sync at every update.
+        self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
+        self._ema_step = 0
+        self.register_load_state_dict_pre_hook(_upgrade_extra_state)
+        self.register_load_state_dict_post_hook(_read_ema_step)
+
+    def _set_augmentations(
+        self,
+        augment_fn: Augment | None,
+        augment_fn2: Augment | None,
+        crop_scale: tuple[float, float] | None,
+        normalize: bool | None,
+        mean: Sequence[float] | None,
+        std: Sequence[float] | None,
+    ) -> None:
+        """The two view pipelines (the user's, else the paper's), the loader's crop and the normalisation."""
+        default_1, default_2 = default_augmentations(self.image_size, crop_scale)
+        self.crop_spec: CropSpec = default_1.crop
+        self.takes_views = augment_fn is None and augment_fn2 is None
+        self.augment1: Augment = augment_fn if augment_fn is not None else default_1
+        self.augment2: Augment = augment_fn2 or augment_fn or default_2
+        if normalize is None:
+            normalize = augment_fn is None and augment_fn2 is None
+        self.normalize = Normalize(mean, std) if normalize else None
 
     # -- the EMA target -------------------------------------------------------
 
@@ -407,15 +447,23 @@ class BYOL(nn.Module):
             x = self._check_input(x)
             if return_embedding:
                 embedding = self.online_encoder(self._prepare(x))
-                if not return_projection:
-                    return embedding
-                return self.online_projector(embedding), embedding
-            self._check_batch(x.shape[0])
-            # Augment in full precision: autocast would run kornia's filters in bf16/fp16.
-            with torch.autocast(device_type=x.device.type, enabled=False):
-                view_1 = self._prepare(self.augment1(x))
-                view_2 = self._prepare(self.augment2(x))
+                return (self.online_projector(embedding), embedding) if return_projection else embedding
+            view_1, view_2 = self._augmented_views(x)
+        loss, rep_1 = self._loss(view_1, view_2)
+        return BYOLOutput(loss, representation_std(rep_1)) if return_details else loss
 
+    def _augmented_views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both prepared views of checked images ``x``, one per pipeline."""
+        self._check_batch(x.shape[0])
+        # Augment in full precision: autocast would run kornia's filters in bf16/fp16.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self._prepare(self.augment1(x)), self._prepare(self.augment2(x))
+
+    def _loss(self, view_1: torch.Tensor, view_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The symmetric loss of two prepared views, and view 1's online representation (for the monitor).
+
+        Each view's prediction regresses the other view's target (see :func:`byol_loss`).
+        """
         if self.concat_views:
             rep, proj, pred = self._online(torch.cat([view_1, view_2]))
             (rep_1, _), (proj_1, proj_2), (pred_1, pred_2) = rep.chunk(2), proj.chunk(2), pred.chunk(2)
@@ -430,7 +478,4 @@ class BYOL(nn.Module):
         else:
             target_1, target_2 = self._target(view_1), self._target(view_2)
 
-        loss = byol_loss(pred_1, pred_2, target_1, target_2)
-        if return_details:
-            return BYOLOutput(loss, representation_std(rep_1))
-        return loss
+        return byol_loss(pred_1, pred_2, target_1, target_2), rep_1

@@ -10,8 +10,12 @@ from torch import nn
 
 BufferMode = Literal["average", "copy"]
 
+# The library's base EMA decay (the paper's own runs used 0.996). Every
+# signature with a tau takes it from here, so that the defaults cannot drift.
+DEFAULT_TAU = 0.99
 
-def cosine_tau(step: int, total_steps: int, base_tau: float = 0.996) -> float:
+
+def cosine_tau(step: int, total_steps: int, base_tau: float = DEFAULT_TAU) -> float:
     """The paper's EMA decay: ``1 - (1 - base) * (cos(pi k / K) + 1) / 2``.
 
     It rises from ``base_tau`` at step 0 to 1 at ``total_steps`` and stays at 1 after.
