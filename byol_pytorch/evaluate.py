@@ -159,14 +159,8 @@ def extract_features(
     """
     _check_bounds(batch_size=(batch_size, ">=", 1))
     target = torch.device(device) if device is not None else _default_device(encoder)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        pin_memory=target.type == "cuda",
-        collate_fn=_collate_present,
-    )
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=target.type == "cuda", collate_fn=_collate_present)
     if isinstance(encoder, nn.Module) and not isinstance(encoder, FrozenEncoder):
         encoder = FrozenEncoder(encoder)
     feature_chunks, label_chunks = _encode_loader(encoder, loader, target, transform)

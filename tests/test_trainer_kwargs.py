@@ -180,3 +180,39 @@ def test_a_byol_keyword_given_twice_must_agree(tmp_path: Path) -> None:
 def test_a_misspelt_keyword_is_still_refused(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="unknown option 'crop_scales'"):
         _trainer(tmp_path, crop_scales=(0.5, 1.0))
+
+
+def test_a_learner_built_by_the_caller_is_trained_as_it_is(tmp_path: Path) -> None:
+    from byol_pytorch import BYOL
+
+    net = tiny_cnn()
+    learner = BYOL(net, 16, hidden_layer="pool", projection_size=8, projection_hidden_size=16,
+                   moving_average_decay=0.9, crop_scale=(0.6, 1.0))
+    keys = list(learner.state_dict())
+    options = {k: v for k, v in SMALL.items() if k != "projection_hidden_size"}
+    trainer = BYOLTrainer(learner, MockDataset(16, 16), **options, output_dir=str(tmp_path / "run"))
+    assert trainer.learner is learner and trainer.net is net
+    # The saved config says what the learner really is.
+    config = trainer.config
+    assert (config.hidden_layer, config.projection_size, config.moving_average_decay) == ("pool", 8, 0.9)
+    assert config.ema_schedule is False  # the learner was built without ema_total_steps
+    before = net.conv.weight.detach().clone()
+    assert trainer() is net
+    assert not torch.equal(net.conv.weight, before) and torch.isfinite(net.conv.weight).all()
+    assert list(learner.state_dict()) == keys  # the network's weights are held once, by the encoder
+    saved = torch.load(tmp_path / "run" / "net.pt", weights_only=True)
+    assert torch.equal(saved["conv.weight"], net.conv.weight.detach())
+
+
+def test_a_learner_built_by_the_caller_takes_no_byol_arguments_here(tmp_path: Path) -> None:
+    from byol_pytorch import BYOL
+
+    learner = BYOL(tiny_cnn(), 16, hidden_layer="pool", projection_hidden_size=16)
+    with pytest.raises(TypeError, match="net is a BYOL learner.*got projection_size"):
+        BYOLTrainer(learner, MockDataset(16, 16), projection_size=8, output_dir=str(tmp_path / "a"))
+    with pytest.raises(TypeError, match="got crop_scale"):
+        BYOLTrainer(learner, MockDataset(16, 16), crop_scale=(0.5, 1.0), output_dir=str(tmp_path / "b"))
+    with pytest.raises(ValueError, match="image_size=32 and the learner's image_size=\\(16, 16\\) disagree"):
+        BYOLTrainer(learner, MockDataset(16, 16), 32, output_dir=str(tmp_path / "c"))
+    with pytest.raises(TypeError, match="needs image_size"):
+        BYOLTrainer(tiny_cnn(), MockDataset(16, 16), output_dir=str(tmp_path / "d"))

@@ -18,7 +18,7 @@ from ..config import TrainerConfig
 # Where ``train`` departs from TrainerConfig's defaults: the command with no
 # flags is the built-in demo, which must finish in minutes on a 2-core CPU and
 # show that BYOL learned something (the measurements behind these choices are
-# in docs/demo.md).
+# in benchmarks/README.md, "The demo's defaults").
 CLI_DEFAULTS: dict[str, Any] = {
     "num_train_steps": 800,  # 38 epochs of the 1,347 training digits
     "batch_size": 64,  # enough for the batch norms of the heads, small enough for a CPU

@@ -172,7 +172,7 @@ def resolve_small_stem(choice: bool | None, net: nn.Module, image_size: int, dev
 
     Not on a CPU: there the CIFAR stem's ~16x compute turns the minutes of the
     built-in demo into an hour, and within the demo's budget it did not help
-    (measured: docs/demo.md).
+    (measured: benchmarks/README.md, "The demo's defaults").
     """
     if choice is not None:
         return choice

@@ -210,6 +210,11 @@ class BYOL(nn.Module):
             format (faster convolutions where the weights are channels-last too).
         trace: cut the network after the hidden layer with torchvision's FX
             feature extraction where possible (else a temporary hook).
+
+    Attributes:
+        net: the network given (not a submodule: its weights are the online
+            encoder's, and ``state_dict()`` holds them once).
+        representation_dim: D, the width of the hidden layer's features.
     """
 
     def __init__(
@@ -243,6 +248,11 @@ class BYOL(nn.Module):
             net, moving_average_decay, ema_total_steps, ema_buffers, sync_batchnorm, augment_fn, augment_fn2
         )
         self.image_size = as_size(image_size)
+        # The user's network, unregistered: its weights are in the encoder already (a traced
+        # encoder holds only the layers up to the hidden one), so state_dict() stays as it is.
+        self.__dict__["net"] = net
+        self.hidden_layer, self.projection_size = hidden_layer, projection_size
+        self.projection_hidden_size = projection_hidden_size
         self.use_momentum = use_momentum
         self.sync_batchnorm = sync_batchnorm
         self.moving_average_decay = float(moving_average_decay)

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..errors import ImageSizeError
+from ..errors import ImageSizeError, OptionError
 from .backbones import feature_mode, output_field, output_fields, timm_pre_logits
 from .precision import degenerate_convs_in_fp32
 
@@ -50,7 +50,8 @@ def resolve_hidden_layer(net: nn.Module, hidden_layer: HiddenLayer) -> str | Non
         The dotted module name, or ``None`` for the network's own output.
 
     Raises:
-        ValueError: the name or index does not exist; the message lists what does.
+        OptionError: the name or index does not exist (a ``ValueError`` whose
+            ``option`` is ``"hidden_layer"``); the message lists what does.
         TypeError: ``hidden_layer`` is neither a string nor an integer.
     """
     if isinstance(hidden_layer, bool) or not isinstance(hidden_layer, (str, int)):
@@ -63,19 +64,19 @@ def resolve_hidden_layer(net: nn.Module, hidden_layer: HiddenLayer) -> str | Non
             return None
         children = [name for name, _ in net.named_children()]
         if not -len(children) <= hidden_layer < len(children):
-            raise ValueError(
-                f"hidden_layer index {hidden_layer} is out of range for a network with "
+            raise OptionError(
+                "hidden_layer", f"index {hidden_layer} is out of range for a network with "
                 f"{len(children)} children; available: {children} (or -1 for the output)"
             )
         return children[hidden_layer]
     modules = dict(net.named_modules())
     if hidden_layer not in modules or hidden_layer == "":
-        raise ValueError(missing_layer_message(net, hidden_layer))
+        raise OptionError("hidden_layer", missing_layer_message(net, hidden_layer))
     return hidden_layer
 
 
 def missing_layer_message(net: nn.Module, hidden_layer: str, shown_children: int = 30) -> str:
-    """What to say when ``hidden_layer`` names no module of ``net``.
+    """What is wrong when ``hidden_layer`` names no module of ``net`` (the text after "hidden_layer ").
 
     A deep network has hundreds of module names, and a list cut after the
     first few never reaches the layers one usually wants (a ResNet's
@@ -92,7 +93,7 @@ def missing_layer_message(net: nn.Module, hidden_layer: str, shown_children: int
         One line for a ``ValueError``.
     """
     names = [name for name, _ in net.named_modules() if name]
-    parts = [f"hidden_layer {hidden_layer!r} not found in the network"]
+    parts = [f"{hidden_layer!r} not found in the network"]
     closest = difflib.get_close_matches(hidden_layer, names, n=5, cutoff=0.6)
     parts.append("closest: " + ", ".join(closest) if closest else "no similar name")
     children = [name for name, _ in net.named_children()]
