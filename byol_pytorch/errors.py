@@ -40,6 +40,22 @@ class ImageSizeError(ValueError):
         self.image_size = image_size
 
 
+class NoImagesError(ValueError):
+    """A folder holds no image file with one of the extensions looked for."""
+
+
+class MissingClassFolderError(ValueError):
+    """Labels were asked of a folder, but some images lie directly in it, outside any class folder.
+
+    Attributes:
+        files: the images that have no class folder.
+    """
+
+    def __init__(self, message: str, files: list[str]) -> None:
+        super().__init__(message)
+        self.files = files
+
+
 class CheckpointError(ValueError):
     """A checkpoint or weights file is truncated, corrupt, or holds pickled objects.
 

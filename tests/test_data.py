@@ -542,3 +542,20 @@ def test_digits_options_and_validation() -> None:
         DigitsDataset(image_size=0)
     with pytest.raises(ValueError, match="test_fraction"):
         DigitsDataset(test_fraction=1.5)
+
+
+def test_folder_errors_that_mean_bad_input_have_their_own_types(tmp_path: Path) -> None:
+    from byol_pytorch.errors import MissingClassFolderError, NoImagesError
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(NoImagesError, match="no image files found under"):
+        ImageFolderDataset(tmp_path / "empty", 16)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.new("RGB", (20, 20)).save(flat / "a.png")
+    Image.new("RGB", (20, 20)).save(flat / "b.png")
+    assert len(ImageFolderDataset(flat, 16)) == 2  # fine without labels
+    with pytest.raises(MissingClassFolderError, match="2 file\\(s\\) lie directly in it") as caught:
+        ImageFolderDataset(flat, 16, return_labels=True)
+    assert sorted(Path(f).name for f in caught.value.files) == ["a.png", "b.png"]

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset, Subset
 
 from ..data import DigitsDataset, ImageFolderDataset
 from ..data.folder import OnUnreadable
+from ..errors import MissingClassFolderError, NoImagesError
 from ..evaluate import labelled_split
 from .common import CLIError, first_line
 
@@ -24,12 +25,11 @@ def image_folder(path: str, image_size: int, labelled: bool, flag: str,
         raise CLIError(f"{flag} {path} is a file; pass the folder that holds the images")
     try:
         return ImageFolderDataset(folder, image_size, return_labels=labelled, on_unreadable=on_unreadable)
-    except ValueError as err:
-        message = first_line(err)
-        if labelled and "class folders" in message:
-            raise CLIError(f"{flag} {path} must hold one sub-folder of images per class "
-                           f"(e.g. {path}/cat/1.jpg, {path}/dog/2.jpg)") from err
-        raise CLIError(f"{flag} {path}: {message}") from err
+    except MissingClassFolderError as err:
+        raise CLIError(f"{flag} {path} must hold one sub-folder of images per class "
+                       f"(e.g. {path}/cat/1.jpg, {path}/dog/2.jpg)") from err
+    except NoImagesError as err:
+        raise CLIError(f"{flag} {path}: {first_line(err)}") from err
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..errors import MissingClassFolderError, NoImagesError
 from ..model.augment import as_size
 from .crops import CroppedViews, LoaderCrops
 from .decode import load_upright_rgb8, pil_to_uint8
@@ -143,8 +144,8 @@ class ImageFolderDataset(Dataset):
         self.on_unreadable = on_unreadable
         if views is not None and not isinstance(views, LoaderCrops):
             raise TypeError(f"views must be a LoaderCrops or None, got {type(views).__name__}")
-        if views is not None and views.spec.size != self.image_size:
-            raise ValueError(f"views crop to {views.spec.size} but image_size is {self.image_size}; use one size")
+        if views is not None:
+            self._check_views_size(views)
         if not resize_ratio >= 1.0:
             raise ValueError(f"resize_ratio must be at least 1 (the crop lies inside the resized image), "
                              f"got {resize_ratio!r}")
@@ -158,7 +159,7 @@ class ImageFolderDataset(Dataset):
 
         self.files: list[str] = self._find_files()
         if not self.files:
-            raise ValueError(
+            raise NoImagesError(
                 f"no image files found under {str(self.root)!r} (searched recursively "
                 f"for extensions {', '.join(self.extensions)}, case-insensitive)"
             )
@@ -178,25 +179,28 @@ class ImageFolderDataset(Dataset):
         """Each file's class index, from the first folder of its path under ``root``.
 
         Raises:
-            ValueError: a file lies directly in ``root``, so it has no class folder.
+            MissingClassFolderError: a file lies directly in ``root``, so it has no class folder.
         """
         unlabelled = [path for path, parts in zip(self.files, relative_parts) if len(parts) == 1]
         if unlabelled:
             shown = ", ".join(repr(os.path.basename(p)) for p in unlabelled[:3])
             more = f" and {len(unlabelled) - 3} more" if len(unlabelled) > 3 else ""
-            raise ValueError(
+            raise MissingClassFolderError(
                 f"return_labels=True takes each image's class from its sub-folder of "
                 f"{str(self.root)!r}, but {len(unlabelled)} file(s) lie directly in it "
                 f"({shown}{more}); move them into class folders or use "
-                f"return_labels=False"
+                f"return_labels=False", unlabelled
             )
         return torch.tensor([self.class_to_idx[parts[0]] for parts in relative_parts], dtype=torch.long)
+
+    def _check_views_size(self, views: LoaderCrops) -> None:
+        if views.spec.size != self.image_size:
+            raise ValueError(f"views crop to {views.spec.size} but image_size is {self.image_size}; use one size")
 
     def with_views(self, views: LoaderCrops) -> ImageFolderDataset:
         """A copy that yields loader-cropped training views; it shares files and the unreadable mask."""
         twin = copy.copy(self)
-        if views.spec.size != self.image_size:
-            raise ValueError(f"views crop to {views.spec.size} but image_size is {self.image_size}; use one size")
+        self._check_views_size(views)
         twin.views = views
         twin._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
         _DATASETS.add(twin)
