@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from torchvision import models
 
@@ -25,7 +24,6 @@ def test_with_python(tmp_path: Path) -> None:
     _loads_into_resnet18(tmp_path / "run" / "net.pt")
 
 
-@pytest.mark.slow
 def test_with_accelerate_launch_on_two_processes(tmp_path: Path) -> None:
     env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",

@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from byol_pytorch.checkpoint import list_checkpoints
@@ -25,8 +24,6 @@ SCRIPT = Path(__file__).parent / "scripts" / "multinode_cli.py"
 TRAIN = ["train", "--batch-size", "8", "--checkpoint-every", "2", "--no-final-eval", "--seed", "0",
          "--no-progress", "--knn-every", "0", "--mixed-precision", "no", "--num-workers", "0",
          "--projection-hidden-size", "32", "--threads", "1", "--log-every", "1", "--out", "run"]
-
-pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:

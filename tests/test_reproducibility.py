@@ -12,8 +12,6 @@ import torch
 
 from byol_pytorch.devices import resolve_mixed_precision
 
-pytestmark = pytest.mark.slow
-
 
 def train(out: Path, image_size: int) -> dict[str, torch.Tensor]:
     subprocess.run([sys.executable, "-m", "byol_pytorch", "train", "--steps", "4", "--batch-size", "32",
