@@ -234,20 +234,6 @@ def test_sync_batchnorm_swap_is_undone() -> None:
     assert net.bn is original
 
 
-def test_two_processes_end_identical_without_unused_parameter_search(tmp_path: Path) -> None:
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               str(SCRIPTS / "ddp_train.py"), str(tmp_path)]
-    subprocess.run(command, check=True, env=env, timeout=300)
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
-    assert rank0["num_processes"] == 2 and rank0["ddp"] == "DistributedDataParallel"
-    assert rank0["find_unused_parameters"] is False
-    assert_same_state(rank0["online"], rank1["online"])
-    assert_same_state(rank0["target"], rank1["target"])
-    assert rank0["loss"] == rank1["loss"]  # the logged loss is the mean over processes
-
-
 class Labelled(MockDataset):
     """Noise images in two classes, class 1 brighter than class 0: any encoder tells them apart."""
 
