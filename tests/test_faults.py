@@ -6,7 +6,7 @@ the CPU has it, channels-last. A resumed run must end with exactly the weights o
 a run that was never interrupted.
 
 The single-process runs take one thread each, and the independent ones (the
-uninterrupted reference and every killed run, then every resume) run two at a
+uninterrupted reference and every stopped run, then every resume) run two at a
 time: a one-thread run leaves the second core idle.
 """
 
@@ -67,11 +67,12 @@ def truncate_checkpoint_2(run: Path) -> None:
 
 @dataclass
 class Interrupted:
-    """A run killed by ``fault``, what the kill left, and its resume."""
+    """A run stopped by a fault, what it left, and its resume."""
 
     run: Path
-    killed: subprocess.CompletedProcess
-    left: list[str]  # the temporary files right after the kill
+    stopped: subprocess.CompletedProcess
+    left: list[str]  # the temporary files right after the stop
+    checkpoints: list[str]  # and the checkpoints
     resumed: subprocess.CompletedProcess
 
 
@@ -82,23 +83,42 @@ KILL_WHILE_SAVING = [
 ]
 # Killed after writing checkpoint 3 in full, then checkpoint 2 (the newest intact one) truncated.
 TRUNCATED = "kill-writing:checkpoint-00000003.pt:1:end"
-BETWEEN: dict[str, Callable[[Path], None]] = {TRUNCATED: truncate_checkpoint_2}
+DISK_FULL = "none"  # no fault injected: the run's folder is on a disk too small for two checkpoints
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, torch.Tensor], dict[str, Interrupted]]:
-    """The uninterrupted reference's final state, and each fault's killed and resumed run."""
+def small_disk(tmp_path_factory: pytest.TempPathFactory):
+    """A 300 MB tmpfs, or the reason there is none."""
+    mount = tmp_path_factory.mktemp("disk")
+    # One ResNet-18 checkpoint (~190 MB), net.pt and net.safetensors (~45 MB each) fit; a second checkpoint does not.
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", str(mount)], capture_output=True,
+                          check=False)
+    if made.returncode != 0:
+        yield f"cannot mount a tmpfs here ({made.stderr.decode().strip()})"
+        return
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory,
+         small_disk: Path | str) -> tuple[dict[str, torch.Tensor], dict[str, Interrupted]]:
+    """The uninterrupted reference's final state, and each fault's stopped and resumed run."""
     root = tmp_path_factory.mktemp("faults")
     folders = {fault: root / f"run{i}" for i, fault in enumerate([*KILL_WHILE_SAVING, TRUNCATED])}
+    between: dict[str, Callable[[], object]] = {TRUNCATED: lambda: truncate_checkpoint_2(folders[TRUNCATED])}
+    if isinstance(small_disk, Path):
+        folders[DISK_FULL] = small_disk / "run"
+        between[DISK_FULL] = lambda: subprocess.run(["mount", "-o", "remount,size=1g", str(small_disk)], check=True)
     with ThreadPoolExecutor(max_workers=2) as pool:
         reference = pool.submit(run_cli, root / "uninterrupted")
-        killing = {fault: pool.submit(run_cli, run, fault=fault) for fault, run in folders.items()}
-        killed = {fault: future.result() for fault, future in killing.items()}
-        left = {fault: temporaries(run) for fault, run in folders.items()}
-        for fault, change in BETWEEN.items():
-            change(folders[fault])
+        stopping = {fault: pool.submit(run_cli, run, fault=fault) for fault, run in folders.items()}
+        stopped = {fault: future.result() for fault, future in stopping.items()}
+        left = {fault: (temporaries(run), [p.name for p in list_checkpoints(run)]) for fault, run in folders.items()}
+        for change in between.values():
+            change()
         resuming = {fault: pool.submit(run_cli, run, "--resume") for fault, run in folders.items()}
-        interrupted = {fault: Interrupted(run, killed[fault], left[fault], resuming[fault].result())
+        interrupted = {fault: Interrupted(run, stopped[fault], *left[fault], resuming[fault].result())
                        for fault, run in folders.items()}
         done = reference.result()
     assert done.returncode == 0, done.stderr
@@ -113,7 +133,7 @@ def uninterrupted(runs) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("fault", KILL_WHILE_SAVING)
 def test_kill_while_saving_then_resume_equals_an_uninterrupted_run(fault: str, runs, uninterrupted: dict) -> None:
     case = runs[1][fault]
-    assert case.killed.returncode == -9, case.killed.stderr
+    assert case.stopped.returncode == -9, case.stopped.stderr
     assert case.left, "the kill should have left a temporary file behind"
     assert case.resumed.returncode == 0, case.resumed.stderr
     assert "left by a process killed while saving" in case.resumed.stdout
@@ -123,7 +143,7 @@ def test_kill_while_saving_then_resume_equals_an_uninterrupted_run(fault: str, r
 
 def test_truncated_newest_checkpoint_resumes_from_the_one_before(runs, uninterrupted: dict) -> None:
     case = runs[1][TRUNCATED]
-    assert case.killed.returncode == -9
+    assert case.stopped.returncode == -9
     resumed = case.resumed
     assert resumed.returncode == 0, resumed.stderr
     assert "skipping" in resumed.stderr and "checkpoint-00000002.pt is corrupt or truncated" in resumed.stderr
@@ -131,21 +151,12 @@ def test_truncated_newest_checkpoint_resumes_from_the_one_before(runs, uninterru
     assert_equal_states(final_state(case.run), uninterrupted)
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    # One ResNet-18 checkpoint (~190 MB) and net.pt (~45 MB) fit; a second checkpoint does not.
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", str(mount)], capture_output=True, check=False)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.decode().strip()})")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def test_disk_full_stops_with_one_line_naming_the_intact_checkpoint(small_disk: Path, uninterrupted: dict) -> None:
-    run = small_disk / "run"
-    full = run_cli(run)
+def test_disk_full_stops_with_one_line_naming_the_intact_checkpoint(small_disk: Path | str, runs,
+                                                                    uninterrupted: dict) -> None:
+    if isinstance(small_disk, str):
+        pytest.skip(small_disk)
+    case = runs[1][DISK_FULL]
+    full, run = case.stopped, case.run
     assert full.returncode == 1
     lines = full.stderr.strip().splitlines()
     assert "Traceback" not in full.stderr
@@ -154,11 +165,8 @@ def test_disk_full_stops_with_one_line_naming_the_intact_checkpoint(small_disk: 
         f"{run / 'checkpoint-00000002.pt'} at step 2; the last intact checkpoint is "
         f"{run / 'checkpoint-00000001.pt'}; free some space and resume from it"
     )
-    assert [p.name for p in list_checkpoints(run)] == ["checkpoint-00000001.pt"]
-    assert temporaries(run) == []
-    subprocess.run(["mount", "-o", "remount,size=1g", str(small_disk)], check=True)
-    resumed = run_cli(run, "--resume")
-    assert resumed.returncode == 0, resumed.stderr
+    assert case.checkpoints == ["checkpoint-00000001.pt"] and case.left == []
+    assert case.resumed.returncode == 0, case.resumed.stderr  # after the disk grew to 1 GB
     assert_equal_states(final_state(run), uninterrupted)
 
 
