@@ -40,7 +40,7 @@ import kornia.augmentation as K
 import torch
 import torchvision
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from byol_pytorch import BYOL, DigitsDataset
 from byol_pytorch.evaluate import extract_features, knn_accuracy
@@ -81,7 +81,7 @@ def build_net(name: str, seed: int) -> nn.Module:
     return torchvision.models.get_model(name, weights=None)
 
 
-def knn_top1(net: nn.Module, splits: list[DigitsDataset], device: str) -> float:
+def knn_top1(net: nn.Module, splits: list[Dataset], device: str) -> float:
     """kNN accuracy of the avgpool features on the test digits, the train digits being the bank."""
     encoder = HiddenLayerEncoder(net, hidden_layer="avgpool")
     (bank_x, bank_y), (test_x, test_y) = (
@@ -100,10 +100,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--log-every", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-digits", type=int, default=None, metavar="N",
+                        help="score on the first N digits of each split only (default: all of them; for quick checks)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.batch_size < 2 or args.image_size < 2 or args.log_every < 1:
-        parser.error("need --steps >= 1, --batch-size >= 2, --image-size >= 2 and --log-every >= 1")
+    if args.steps < 1 or args.batch_size < 2 or args.image_size < 2 or args.log_every < 1 \
+            or (args.eval_digits is not None and args.eval_digits < 1):
+        parser.error("need --steps >= 1, --batch-size >= 2, --image-size >= 2, --log-every >= 1 and --eval-digits >= 1")
 
     view_1, view_2 = view_pipelines(args.image_size)
     net = build_net(args.model, args.seed).to(args.device)
@@ -141,6 +144,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"saved the trained network's state_dict to {args.out}")
 
     splits = [DigitsDataset(args.image_size, split, return_labels=True) for split in ("train", "test")]
+    if args.eval_digits is not None:
+        splits = [Subset(split, range(min(args.eval_digits, len(split)))) for split in splits]
     before = knn_top1(build_net(args.model, args.seed).to(args.device), splits, args.device)
     after = knn_top1(net, splits, args.device)
     print("kNN top-1 on the held-out digits (avgpool features):")

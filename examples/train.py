@@ -55,7 +55,7 @@ from collections.abc import Iterator
 import torch
 import torchvision
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from byol_pytorch import BYOL, DigitsDataset
 from byol_pytorch.evaluate import evaluate_encoder
@@ -76,13 +76,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "ImageNet batches)")
     parser.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (default: 3e-4)")
     parser.add_argument("--log-every", type=int, default=50, help="print the loss every N steps (default: 50)")
+    parser.add_argument("--eval-digits", type=int, default=None, metavar="N",
+                        help="score on the first N digits of each split only (default: all of them; for quick checks)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the weights, batches and augmentations")
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where to train (default: cuda if any)"
     )
     args = parser.parse_args(argv)
-    for name in ("steps", "batch_size", "image_size", "log_every", "head_width"):
-        if getattr(args, name) < 1:
+    for name in ("steps", "batch_size", "image_size", "log_every", "head_width", "eval_digits"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.batch_size < 2:
         parser.error("--batch-size must be at least 2 (BYOL's heads use batch norm)")
@@ -101,7 +103,12 @@ def endless(loader: DataLoader) -> Iterator[torch.Tensor]:
         yield from loader
 
 
-def scores(net: nn.Module, bank: DigitsDataset, held_out: DigitsDataset, device: str) -> dict[str, float]:
+def first(dataset: DigitsDataset, count: int | None) -> Dataset:
+    """The first ``count`` items of ``dataset`` (all of them for ``None``)."""
+    return dataset if count is None else Subset(dataset, range(min(count, len(dataset))))
+
+
+def scores(net: nn.Module, bank: Dataset, held_out: Dataset, device: str) -> dict[str, float]:
     """kNN top-1 and linear-probe top-1 of ``net``'s avgpool features on ``held_out``, ``bank`` labelled."""
     encoder = HiddenLayerEncoder(net, hidden_layer="avgpool")
     # The normalisation BYOL applied to the training views (normalize=True below).
@@ -147,8 +154,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"saved the trained network's state_dict to {args.out}")
 
     # The same architecture and seed, untrained, as the reference point.
-    bank = DigitsDataset(args.image_size, split="train", return_labels=True)
-    held_out = DigitsDataset(args.image_size, split="test", return_labels=True)
+    bank, held_out = (first(DigitsDataset(args.image_size, split=split, return_labels=True), args.eval_digits)
+                      for split in ("train", "test"))
     fresh = build_net(args.model, args.seed).to(device)
     before, after = scores(fresh, bank, held_out, device), scores(net, bank, held_out, device)
     print(f"{args.model} 'avgpool' features on the {len(held_out)} held-out digits "

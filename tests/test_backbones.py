@@ -55,9 +55,13 @@ def test_timm_model_trains_through_its_pre_logits_features(name: str) -> None:
     loss = learner(images)
     loss.backward()
     assert torch.isfinite(loss)
-    classifier = net.get_classifier()
-    assert all(p.grad is None for p in classifier.parameters())  # the classifier is not run
-    assert sum(p.grad is not None for p in net.parameters()) > 0
+    # Every parameter but the classifier's (which is not run) gets a finite gradient, the stem's too.
+    classifier = {id(p) for p in net.get_classifier().parameters()}
+    without = [n for n, p in net.named_parameters() if (p.grad is None) != (id(p) in classifier)]
+    assert without == [], without
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+    first = next(net.parameters())
+    assert first.grad.abs().sum() > 0
 
 
 def _train_briefly(net: torch.nn.Module, hidden_layer: str, steps: int, out: Path) -> dict[str, torch.Tensor]:
@@ -126,6 +130,9 @@ def test_transformers_model_trains_on_a_named_output_field(kind: str, field: str
     loss = learner(images)
     loss.backward()
     assert torch.isfinite(loss)
+    # The gradient reaches the input embedding, through every layer.
+    stem = net.embeddings.patch_embeddings.projection if kind != "convnext" else net.embeddings.patch_embeddings
+    assert torch.isfinite(stem.weight.grad).all() and stem.weight.grad.abs().sum() > 0
     net.eval()
     with torch.no_grad():
         out = net(images)[field]

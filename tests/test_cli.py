@@ -111,6 +111,17 @@ def _assert_usage_error(code: int, capsys: pytest.CaptureFixture[str], *phrases:
     return err
 
 
+def _monitor_knn(net: torch.nn.Module, k: int) -> float:
+    """kNN top-1 of ``net``'s avgpool features by the trainer's monitor protocol, on the digits' test split."""
+    from byol_pytorch import DigitsDataset, FrozenEncoder
+    from byol_pytorch.evaluate import extract_features, half_split_knn_accuracy
+    from byol_pytorch.model import Normalize
+
+    encoder = FrozenEncoder(net, "avgpool", normalize=Normalize())
+    features, labels = extract_features(encoder, DigitsDataset(16, split="test", return_labels=True))
+    return half_split_knn_accuracy(features, labels, k=k)
+
+
 # -- train ---------------------------------------------------------------------------------------------------------------
 
 def test_train_writes_a_complete_run_folder(trained_run: tuple[Path, str]) -> None:
@@ -127,19 +138,25 @@ def test_train_writes_a_complete_run_folder(trained_run: tuple[Path, str]) -> No
     net.load_state_dict(torch.load(run / "net.pt", weights_only=True))
 
     summary = json.loads((run / "summary.json").read_text())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert summary["steps"] == 4 and summary["wall_time_s"] > 0 and summary["images_per_second"] > 0
     for metric in ("knn_top1", "linear_probe_top1"):
-        assert set(summary[metric]) == {"trained", "random_init"}
-        assert all(0.0 <= value <= 1.0 for value in summary[metric].values())
-    assert 0.0 <= summary["knn_monitor_random_init"] <= 1.0
+        assert set(summary[metric]) == {"trained", "random_init"}  # the values: test_eval_on_digits_...
+    # The kNN monitor's last figure is the trained network's, recomputed here by the monitor's protocol
+    # (half of the digits' test split as bank, half as queries); its baseline is the untrained network's.
+    monitor = [r["knn_top1"] for r in records if "knn_top1" in r]
+    assert len(monitor) == 2
+    torch.manual_seed(0)
+    untrained = torchvision.models.resnet18(num_classes=spec["num_classes"])
+    assert monitor[-1] == _monitor_knn(net, summary["k"])
+    assert summary["knn_monitor_random_init"] == _monitor_knn(untrained, summary["k"])
     assert summary["cpu_threads"] == 1 and summary["processes"] == 1 and summary["mixed_precision"] == "no"
     assert summary["data_wait_s"] >= 0 and 0 <= summary["data_wait_fraction"] <= 1
 
     with Image.open(run / "report.png") as image:
         image.verify()
     assert (run / "report.png").stat().st_size > 0
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert any("knn_top1" in r for r in records) and any("loss" in r for r in records)
+    assert any("loss" in r for r in records)
     assert "trained" in out and "random init" in out and "kNN top-1" in out
 
 
@@ -174,17 +191,21 @@ def test_resume_continues_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_eval_on_digits_prints_trained_and_random_rows(trained_run: tuple[Path, str],
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     run, _ = trained_run
-    assert main(["eval", "--checkpoint", str(run), "--k", "5", "--no-progress", "--json", "--threads", "1"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    k = str(summary["k"])
+    assert main(["eval", "--checkpoint", str(run), "--k", k, "--no-progress", "--json", "--threads", "1"]) == 0
     out = capsys.readouterr().out
+    assert f"k={k}" in out
     rows = [line.split() for line in out.splitlines() if line.strip().startswith(("trained", "random init"))]
     assert [row[0] for row in rows] == ["trained", "random"]
-    for row in rows:
-        assert all(0.0 <= float(x) <= 1.0 for x in row[-2:])
     scores = json.loads(out.strip().splitlines()[-1])
-    assert scores["k"] == 5 and set(scores["trained"]) == {"knn_top1", "linear_probe_top1"}
-    # The figures of eval match those of the summary written by train (both deterministic)
-    summary = json.loads((run / "summary.json").read_text())
-    assert scores["random_init"]["linear_probe_top1"] == pytest.approx(summary["linear_probe_top1"]["random_init"])
+    assert scores["k"] == summary["k"] and set(scores["trained"]) == {"knn_top1", "linear_probe_top1"}
+    # The printed table is the JSON's figures, and both are what train wrote (all deterministic).
+    for row, key in zip(rows, ("trained", "random_init")):
+        assert [float(x) for x in row[-2:]] == [round(scores[key]["knn_top1"], 4),
+                                                round(scores[key]["linear_probe_top1"], 4)]
+        for metric in ("knn_top1", "linear_probe_top1"):
+            assert scores[key][metric] == summary[metric][key], (key, metric)
 
 
 def test_eval_on_a_labelled_folder(trained_run: tuple[Path, str], tmp_path: Path,

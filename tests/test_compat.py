@@ -215,10 +215,17 @@ def test_the_training_loop_improves_the_users_network(tmp_path: Path) -> None:
 
 
 def test_simsiam_in_the_same_loop() -> None:
+    namespace = run(SETUP, SIMSIAM)
+    before = {k: v.clone() for k, v in namespace["resnet"].state_dict().items()}
     with pytest.warns(UserWarning, match="update_moving_average\\(\\) does nothing with use_momentum=False"):
-        namespace = run(SETUP, SIMSIAM, TRAIN)
-    learner = namespace["learner"]
+        run(TRAIN, namespace=namespace)
+    learner, after = namespace["learner"], namespace["resnet"].state_dict()
     assert learner.target_encoder is None and torch.isfinite(namespace["loss"])
+    # The loop trained the user's network, and what it saved is that network.
+    assert not torch.equal(after["conv1.weight"], before["conv1.weight"])
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+    saved = torch.load("improved-net.pt", weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in after.items())
 
 
 def test_keywords_with_the_papers_values() -> None:
@@ -242,9 +249,15 @@ def test_custom_augmentations_with_kornia_and_embeddings() -> None:
 
 
 def test_the_trainer_as_usually_called() -> None:
+    untrained = _seeded_resnet18().state_dict()
+    torch.manual_seed(0)  # the script's resnet gets the same initial weights
     run(TRAINER)
     net = models.resnet18()
     net.load_state_dict(torch.load("checkpoints/net.pt", weights_only=True))
+    trained = net.state_dict()
+    assert not torch.equal(trained["conv1.weight"], untrained["conv1.weight"])
+    assert torch.equal(trained["fc.weight"], untrained["fc.weight"])  # after avgpool: never trained
+    assert all(torch.isfinite(v).all() for v in trained.values() if v.is_floating_point())
 
 
 def test_the_trainer_with_every_original_keyword() -> None:

@@ -449,7 +449,7 @@ if __name__ == "__main__":  # spawned workers import this file again
 
 
 @pytest.mark.parametrize(("workers", "context"),
-                         [(0, "none"), (2, "fork"), pytest.param(2, "spawn", marks=pytest.mark.slow)])
+                         [(0, "none"), (2, "fork"), (2, "spawn")])
 def test_unreadable_files_are_counted_and_reported_once_across_workers(tmp_path: Path, workers: int,
                                                                        context: str) -> None:
     readable, broken = write_digit_folder(tmp_path / "digits")

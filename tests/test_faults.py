@@ -2,8 +2,12 @@
 
 Each test runs the real command line (``tests/scripts/faulty_cli.py`` injects the
 fault) under the defaults: ResNet-18 on the digits at 16 px, bf16 autocast where
-the CPU has it, channels-last, two data-loader workers. A resumed run must end
-with exactly the weights of a run that was never interrupted.
+the CPU has it, channels-last. A resumed run must end with exactly the weights of
+a run that was never interrupted.
+
+The single-process runs take one thread each, and the independent ones (the
+uninterrupted reference and every stopped run, then every resume) run two at a
+time: a one-thread run leaves the second core idle.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,21 +30,21 @@ from byol_pytorch.checkpoint import list_checkpoints, remove_stale_temporaries, 
 from .conftest import tiny_cnn
 
 SCRIPT = Path(__file__).parent / "scripts" / "faulty_cli.py"
-TRAIN = ["train", "--steps", "6", "--checkpoint-every", "2", "--batch-size", "16", "--no-final-eval",
+# Three steps, a checkpoint (and net.pt) after each; keep_checkpoints stays at its default of 2.
+TRAIN = ["train", "--steps", "3", "--checkpoint-every", "1", "--batch-size", "16", "--no-final-eval",
          "--seed", "0", "--no-progress"]
-
-pytestmark = pytest.mark.slow
+LAST = "checkpoint-00000003.pt"
 
 
 def run_cli(out: Path, *extra: str, fault: str = "none", timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BYOL_FAULT": fault}
+    env = {**os.environ, "BYOL_FAULT": fault, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, str(SCRIPT), *TRAIN, "--out", str(out), *extra], env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def final_state(run: Path) -> dict[str, torch.Tensor]:
     newest = list_checkpoints(run)[-1]
-    assert newest.name == "checkpoint-00000006.pt"
+    assert newest.name == LAST
     return {**{f"net.{k}": v for k, v in torch.load(run / "net.pt", weights_only=True).items()},
             **{f"learner.{k}": v for k, v in safe_load(newest)["learner"].items() if isinstance(v, torch.Tensor)}}
 
@@ -53,76 +60,113 @@ def temporaries(run: Path) -> list[str]:
     return [p.name for p in run.iterdir() if ".tmp-" in p.name]
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
-    run = tmp_path_factory.mktemp("uninterrupted") / "run"
-    result = run_cli(run)
-    assert result.returncode == 0, result.stderr
-    return final_state(run)
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        "kill-writing:checkpoint-00000004.pt:1:1000000",  # a megabyte into the checkpoint's data
-        "kill-writing:checkpoint-00000004.pt:1:end",  # all written, not yet renamed
-        "kill-writing:net.pt:2:1000000",  # checkpoint 4 in place, net.pt half written
-    ],
-)
-def test_kill_while_saving_then_resume_equals_an_uninterrupted_run(tmp_path: Path, fault: str,
-                                                                   uninterrupted: dict) -> None:
-    run = tmp_path / "run"
-    killed = run_cli(run, fault=fault)
-    assert killed.returncode == -9, killed.stderr
-    assert temporaries(run), "the kill should have left a temporary file behind"
-    resumed = run_cli(run, "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    assert "left by a process killed while saving" in resumed.stdout
-    assert temporaries(run) == []
-    assert_equal_states(final_state(run), uninterrupted)
-
-
-def test_truncated_newest_checkpoint_resumes_from_the_one_before(tmp_path: Path, uninterrupted: dict) -> None:
-    run = tmp_path / "run"
-    killed = run_cli(run, fault="kill-writing:checkpoint-00000006.pt:1:end")
-    assert killed.returncode == -9
-    newest = run / "checkpoint-00000004.pt"
+def truncate_checkpoint_2(run: Path) -> None:
+    newest = run / "checkpoint-00000002.pt"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
-    resumed = run_cli(run, "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    assert "skipping" in resumed.stderr and "checkpoint-00000004.pt is corrupt or truncated" in resumed.stderr
-    assert "resumed from" in resumed.stdout and "checkpoint-00000002.pt at step 2" in resumed.stdout
-    assert_equal_states(final_state(run), uninterrupted)
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    # One ResNet-18 checkpoint (~190 MB) and net.pt (~45 MB) fit; a second checkpoint does not.
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", str(mount)], capture_output=True, check=False)
+@dataclass
+class Interrupted:
+    """A run stopped by a fault, what it left, and its resume."""
+
+    run: Path
+    stopped: subprocess.CompletedProcess
+    left: list[str]  # the temporary files right after the stop
+    checkpoints: list[str]  # and the checkpoints
+    resumed: subprocess.CompletedProcess
+
+
+KILL_WHILE_SAVING = [
+    "kill-writing:checkpoint-00000002.pt:1:1000000",  # a megabyte into the checkpoint's data
+    "kill-writing:checkpoint-00000002.pt:1:end",  # all written, not yet renamed
+    "kill-writing:net.pt:2:1000000",  # checkpoint 2 in place, net.pt half written
+]
+# Killed after writing checkpoint 3 in full, then checkpoint 2 (the newest intact one) truncated.
+TRUNCATED = "kill-writing:checkpoint-00000003.pt:1:end"
+DISK_FULL = "none"  # no fault injected: the run's folder is on a disk too small for two checkpoints
+
+
+@pytest.fixture(scope="module")
+def small_disk(tmp_path_factory: pytest.TempPathFactory):
+    """A 300 MB tmpfs, or the reason there is none."""
+    mount = tmp_path_factory.mktemp("disk")
+    # One ResNet-18 checkpoint (~190 MB), net.pt and net.safetensors (~45 MB each) fit; a second checkpoint does not.
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", str(mount)], capture_output=True,
+                          check=False)
     if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.decode().strip()})")
+        yield f"cannot mount a tmpfs here ({made.stderr.decode().strip()})"
+        return
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_disk_full_stops_with_one_line_naming_the_intact_checkpoint(small_disk: Path, uninterrupted: dict) -> None:
-    run = small_disk / "run"
-    full = run_cli(run)
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory,
+         small_disk: Path | str) -> tuple[dict[str, torch.Tensor], dict[str, Interrupted]]:
+    """The uninterrupted reference's final state, and each fault's stopped and resumed run."""
+    root = tmp_path_factory.mktemp("faults")
+    folders = {fault: root / f"run{i}" for i, fault in enumerate([*KILL_WHILE_SAVING, TRUNCATED])}
+    between: dict[str, Callable[[], object]] = {TRUNCATED: lambda: truncate_checkpoint_2(folders[TRUNCATED])}
+    if isinstance(small_disk, Path):
+        folders[DISK_FULL] = small_disk / "run"
+        between[DISK_FULL] = lambda: subprocess.run(["mount", "-o", "remount,size=1g", str(small_disk)], check=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reference = pool.submit(run_cli, root / "uninterrupted")
+        stopping = {fault: pool.submit(run_cli, run, fault=fault) for fault, run in folders.items()}
+        stopped = {fault: future.result() for fault, future in stopping.items()}
+        left = {fault: (temporaries(run), [p.name for p in list_checkpoints(run)]) for fault, run in folders.items()}
+        for change in between.values():
+            change()
+        resuming = {fault: pool.submit(run_cli, run, "--resume") for fault, run in folders.items()}
+        interrupted = {fault: Interrupted(run, stopped[fault], *left[fault], resuming[fault].result())
+                       for fault, run in folders.items()}
+        done = reference.result()
+    assert done.returncode == 0, done.stderr
+    return final_state(root / "uninterrupted"), interrupted
+
+
+@pytest.fixture
+def uninterrupted(runs) -> dict[str, torch.Tensor]:
+    return runs[0]
+
+
+@pytest.mark.parametrize("fault", KILL_WHILE_SAVING)
+def test_kill_while_saving_then_resume_equals_an_uninterrupted_run(fault: str, runs, uninterrupted: dict) -> None:
+    case = runs[1][fault]
+    assert case.stopped.returncode == -9, case.stopped.stderr
+    assert case.left, "the kill should have left a temporary file behind"
+    assert case.resumed.returncode == 0, case.resumed.stderr
+    assert "left by a process killed while saving" in case.resumed.stdout
+    assert temporaries(case.run) == []
+    assert_equal_states(final_state(case.run), uninterrupted)
+
+
+def test_truncated_newest_checkpoint_resumes_from_the_one_before(runs, uninterrupted: dict) -> None:
+    case = runs[1][TRUNCATED]
+    assert case.stopped.returncode == -9
+    resumed = case.resumed
+    assert resumed.returncode == 0, resumed.stderr
+    assert "skipping" in resumed.stderr and "checkpoint-00000002.pt is corrupt or truncated" in resumed.stderr
+    assert "resumed from" in resumed.stdout and "checkpoint-00000001.pt at step 1" in resumed.stdout
+    assert_equal_states(final_state(case.run), uninterrupted)
+
+
+def test_disk_full_stops_with_one_line_naming_the_intact_checkpoint(small_disk: Path | str, runs,
+                                                                    uninterrupted: dict) -> None:
+    if isinstance(small_disk, str):
+        pytest.skip(small_disk)
+    case = runs[1][DISK_FULL]
+    full, run = case.stopped, case.run
     assert full.returncode == 1
     lines = full.stderr.strip().splitlines()
     assert "Traceback" not in full.stderr
     assert lines[-1] == (
         f"byol-pytorch: error: the disk is full: no space left on the device to write "
-        f"{run / 'checkpoint-00000004.pt'} at step 4; the last intact checkpoint is "
-        f"{run / 'checkpoint-00000002.pt'}; free some space and resume from it"
+        f"{run / 'checkpoint-00000002.pt'} at step 2; the last intact checkpoint is "
+        f"{run / 'checkpoint-00000001.pt'}; free some space and resume from it"
     )
-    assert [p.name for p in list_checkpoints(run)] == ["checkpoint-00000002.pt"]
-    assert temporaries(run) == []
-    subprocess.run(["mount", "-o", "remount,size=1g", str(small_disk)], check=True)
-    resumed = run_cli(run, "--resume")
-    assert resumed.returncode == 0, resumed.stderr
+    assert case.checkpoints == ["checkpoint-00000001.pt"] and case.left == []
+    assert case.resumed.returncode == 0, case.resumed.stderr  # after the disk grew to 1 GB
     assert_equal_states(final_state(run), uninterrupted)
 
 
@@ -138,9 +182,9 @@ def test_one_of_two_processes_killed_ends_the_launch_and_resume_completes(tmp_pa
 
     reference = run(tmp_path / "reference")
     assert reference.returncode == 0, reference.stderr[-3000:]
-    killed = run(tmp_path / "run", fault="kill-rank:1:4")  # a hang would raise TimeoutExpired
+    killed = run(tmp_path / "run", fault="kill-rank:1:2")  # a hang would raise TimeoutExpired
     assert killed.returncode != 0
-    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["checkpoint-00000002.pt"]
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["checkpoint-00000001.pt"]
     resumed = run(tmp_path / "run", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_equal_states(final_state(tmp_path / "run"), final_state(tmp_path / "reference"))

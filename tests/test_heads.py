@@ -98,7 +98,6 @@ def test_the_decision_follows_the_processes_and_the_device(monkeypatch: pytest.M
     assert len(synced) == 2
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("sync", ["true", "none"])
 def test_own_ddp_loop_on_cpu_processes(tmp_path: Path, sync: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -26,7 +26,6 @@ import copy
 import math
 
 import kornia.augmentation as K
-import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -72,7 +71,6 @@ def knn_top1(net: nn.Module, bank: DigitsDataset, held_out: DigitsDataset) -> fl
     return knn_accuracy(bank_x, bank_y, test_x, test_y)
 
 
-@pytest.mark.slow
 def test_byol_improves_a_small_cnn_on_digits() -> None:
     # One thread: at this size intra-op parallelism buys little, and on a busy
     # machine two OpenMP threads per process make the run many times slower.

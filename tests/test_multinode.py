@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from byol_pytorch.checkpoint import list_checkpoints
@@ -22,11 +21,9 @@ from byol_pytorch.checkpoint import list_checkpoints
 from .conftest import assert_same_state
 
 SCRIPT = Path(__file__).parent / "scripts" / "multinode_cli.py"
-TRAIN = ["train", "--batch-size", "8", "--checkpoint-every", "2", "--no-final-eval", "--seed", "0",
+TRAIN = ["train", "--batch-size", "8", "--checkpoint-every", "1", "--no-final-eval", "--seed", "0",
          "--no-progress", "--knn-every", "0", "--mixed-precision", "no", "--num-workers", "0",
          "--projection-hidden-size", "32", "--threads", "1", "--log-every", "1", "--out", "run"]
-
-pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
@@ -64,36 +61,36 @@ def launch_two_machines(root: Path, *extra: str, stop_at: int = 0) -> list[subpr
 
 
 def test_two_machines_train_resume_and_end_identical(tmp_path: Path) -> None:
-    interrupted = launch_two_machines(tmp_path, "--steps", "6", stop_at=4)
+    interrupted = launch_two_machines(tmp_path, "--steps", "3", stop_at=2)
     for rank, result in enumerate(interrupted):
         assert result.returncode != 0, f"machine {rank} was not interrupted"
     assert "interrupted; continue with: byol-pytorch train --out run --resume" in interrupted[0].stderr
     machine0, machine1 = tmp_path / "m0" / "run", tmp_path / "m1" / "run"
     # Only the global main process writes the run folder.
-    assert [p.name for p in list_checkpoints(machine0)] == ["checkpoint-00000002.pt", "checkpoint-00000004.pt"]
+    assert [p.name for p in list_checkpoints(machine0)] == ["checkpoint-00000001.pt", "checkpoint-00000002.pt"]
     assert {"net.pt", "net.safetensors", "run.json", "metrics.jsonl"} <= {p.name for p in machine0.iterdir()}
     assert not machine1.exists()
 
-    resumed = launch_two_machines(tmp_path, "--steps", "6", "--resume")
+    resumed = launch_two_machines(tmp_path, "--steps", "3", "--resume")
     for rank, result in enumerate(resumed):
         assert result.returncode == 0, f"machine {rank}: {result.stderr[-3000:]}"
-    assert "at step 4 (the main process's choice, sent to all 2)" in resumed[0].stdout + resumed[0].stderr
+    assert "at step 2 (the main process's choice, sent to all 2)" in resumed[0].stdout + resumed[0].stderr
     ranks = [torch.load(tmp_path / "dump" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
-    # Both machines continued from step 4 (machine 1 has no checkpoint of its own) and agree.
-    assert [r["logged_steps"][0] for r in ranks] == [5, 5] and [r["step"] for r in ranks] == [6, 6]
+    # Both machines continued from step 2 (machine 1 has no checkpoint of its own) and agree.
+    assert [r["logged_steps"][0] for r in ranks] == [3, 3] and [r["step"] for r in ranks] == [3, 3]
     assert_same_state(ranks[0]["net"], ranks[1]["net"])
-    assert list_checkpoints(machine0)[-1].name == "checkpoint-00000006.pt"
+    assert list_checkpoints(machine0)[-1].name == "checkpoint-00000003.pt"
     assert not machine1.exists()
     assert_same_state(torch.load(machine0 / "net.pt", weights_only=True), ranks[0]["net"])
     # And the resumed run is the uninterrupted one: every process continued its own random stream.
-    whole = launch_two_machines(tmp_path / "whole", "--steps", "6")
+    whole = launch_two_machines(tmp_path / "whole", "--steps", "3")
     assert all(result.returncode == 0 for result in whole), whole[0].stderr[-3000:] + whole[1].stderr[-3000:]
     assert_same_state(torch.load(tmp_path / "whole" / "dump" / "rank1.pt", weights_only=True)["net"], ranks[1]["net"])
 
     # Without --resume the main process's folder decides: both machines stop with its one-line error
     # (machine 1, which has no such folder, would otherwise start training and wait for machine 0 forever).
-    refused = launch_two_machines(tmp_path, "--steps", "6")
+    refused = launch_two_machines(tmp_path, "--steps", "3")
     for rank, result in enumerate(refused):
         assert result.returncode != 0, f"machine {rank} trained into an existing run folder"
         assert "byol-pytorch: error: run folder run already exists; pass --resume" in result.stderr, result.stderr
-    assert list_checkpoints(machine0)[-1].name == "checkpoint-00000006.pt" and not machine1.exists()
+    assert list_checkpoints(machine0)[-1].name == "checkpoint-00000003.pt" and not machine1.exists()

@@ -1,40 +1,43 @@
-"""Trains a tiny network with BYOLTrainer; run by tests under `accelerate launch` with 2 processes.
+"""examples/train_accelerate.py, run as it is under `accelerate launch`, each process also writing its state.
 
-Each process writes its final online and target weights to OUT/rank<R>.pt.
+Usage: ddp_train.py OUT [EXAMPLE FLAGS...]. After the example's trainer has
+run, every process writes to OUT/rank<R>.pt its network's weights, its final
+online and target weights, its process count, the kind of its wrapped model
+and its last logged loss.
 """
 
+import importlib.util
 import sys
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from byol_pytorch import BYOLTrainer, MockDataset
+from byol_pytorch.trainer import BYOLTrainer
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_accelerate.py"
+_train = BYOLTrainer.__call__
 
 
-def main() -> None:
-    out = Path(sys.argv[1])
-    net = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 8, 3, padding=1), bn=nn.BatchNorm2d(8), relu=nn.ReLU(),
-                                    pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(8, 4)))
-    trainer = BYOLTrainer(net, dataset=MockDataset(16, 64), image_size=16, hidden_layer="flatten",
-                          num_train_steps=6, batch_size=4, checkpoint_every=3, output_dir=str(out / "run"),
-                          num_workers=0, projection_size=8, projection_hidden_size=16, mixed_precision="no",
-                          progress=False, log_every=2)
-    trainer()
-    acc = trainer.accelerator
-    learner = trainer.learner
-    wrapped = trainer.prepared_model
+def _train_and_dump(self: BYOLTrainer) -> torch.nn.Module:
+    net = _train(self)
+    acc = self.accelerator
+    learner, wrapped = self.learner, self.prepared_model
     state = {
+        "net": {k: v.detach().clone() for k, v in net.state_dict().items()},
         "online": {k: v.clone() for k, v in learner.online_encoder.state_dict().items()},
         "target": {k: v.clone() for k, v in learner.target_encoder.state_dict().items()},
         "num_processes": acc.num_processes,
         "find_unused_parameters": bool(getattr(wrapped, "find_unused_parameters", False)),
         "ddp": type(wrapped).__name__,
-        "loss": trainer.history[-1]["loss"],
+        "loss": [r["loss"] for r in self.history if "loss" in r][-1],
     }
-    torch.save(state, out / f"rank{acc.process_index}.pt")
+    torch.save(state, Path(sys.argv[1]) / f"rank{acc.process_index}.pt")
+    return net
 
 
 if __name__ == "__main__":
-    main()
+    BYOLTrainer.__call__ = _train_and_dump  # type: ignore[method-assign]
+    spec = importlib.util.spec_from_file_location("train_accelerate", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.main(sys.argv[2:])
