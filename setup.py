@@ -13,7 +13,7 @@ EXTRAS = {
     **ECOSYSTEM,
     "all": sorted({req for reqs in ECOSYSTEM.values() for req in reqs}),
     # scikit-image: its bundled photographs make the JPEG folders of the tests and benchmarks/bench_data.py.
-    "test": ["pytest>=7", "scikit-image>=0.19", *sorted({req for reqs in ECOSYSTEM.values() for req in reqs})],
+    "test": ["pytest>=7", "pytest-xdist>=3", "scikit-image>=0.19", *sorted({req for reqs in ECOSYSTEM.values() for req in reqs})],
 }
 
 setup(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import socket
 from collections import OrderedDict
 from pathlib import Path
 
@@ -11,6 +13,14 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, one compute thread a worker: two workers with torch's default thread count
+    each would make OpenMP's threads wait on one another, and the processes the tests start inherit it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 def tiny_cnn(channels: int = 3, width: int = 8, classes: int = 10) -> nn.Sequential:
@@ -88,3 +98,10 @@ def fresh_accelerate_state():
     yield
     AcceleratorState._reset_state(reset_partial_state=True)
     torch.set_num_threads(threads)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a launch's rendezvous (tests may run side by side)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -156,3 +156,30 @@ def test_inferring_the_width_changes_nothing() -> None:
     assert infer_output_dim(HiddenLayerEncoder(net, "avgpool"), 3, (32, 32)) == 512
     assert_same_state(before, state_copy(net))
     assert modes == [m.training for m in net.modules()]
+
+
+def test_a_network_that_runs_only_at_its_own_size_raises_an_image_size_error() -> None:
+    from byol_pytorch import BYOL
+    from byol_pytorch.errors import ImageSizeError
+
+    # Built for 224x224 inputs: the classifier's width fixes the size.
+    fixed = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 224 * 224, 4))
+    with pytest.raises(ImageSizeError, match="cannot run on 32x32 images, though it runs on 224x224") as caught:
+        BYOL(fixed, 32, hidden_layer=-1, projection_hidden_size=8)
+    assert caught.value.image_size == (32, 32)
+    assert BYOL(fixed, 224, hidden_layer=-1, projection_hidden_size=8).representation_dim == 4
+
+
+def test_a_network_that_fails_at_every_size_keeps_its_own_error() -> None:
+    from byol_pytorch import BYOL
+
+    class Broken(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("a bug in the network")
+
+    with pytest.raises(RuntimeError, match="a bug in the network"):
+        BYOL(Broken(), 32, hidden_layer=-1, projection_hidden_size=8)

@@ -19,7 +19,7 @@ import pytest
 import torch
 from torchvision import models
 
-from .conftest import assert_same_state
+from .conftest import assert_same_state, free_port
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_accelerate.py"
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_train.py"
@@ -49,7 +49,8 @@ def test_with_python(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_with_accelerate_launch_on_two_processes(tmp_path: Path) -> None:
     env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(free_port())]
     result = subprocess.run([*launch, str(SCRIPT), str(tmp_path), *TINY, "--out", str(tmp_path / "run")],
                             env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]

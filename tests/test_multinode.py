@@ -9,7 +9,6 @@ machine 1 although it sees no checkpoint.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 
 from byol_pytorch.checkpoint import list_checkpoints
 
-from .conftest import assert_same_state
+from .conftest import assert_same_state, free_port
 
 SCRIPT = Path(__file__).parent / "scripts" / "multinode_cli.py"
 TRAIN = ["train", "--batch-size", "8", "--checkpoint-every", "1", "--no-final-eval", "--seed", "0",
@@ -26,15 +25,10 @@ TRAIN = ["train", "--batch-size", "8", "--checkpoint-every", "1", "--no-final-ev
          "--projection-hidden-size", "32", "--threads", "1", "--log-every", "1", "--out", "run"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def launch_two_machines(root: Path, *extra: str, stop_at: int = 0) -> list[subprocess.CompletedProcess]:
     """Runs the command line as machine 0 in ``root/m0`` and machine 1 in ``root/m1``; waits for both."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
     running = []

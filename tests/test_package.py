@@ -37,6 +37,8 @@ HOMES = {
 def test_model_side_does_not_import_accelerate_until_the_trainer_is_asked_for() -> None:
     code = (
         "import sys, torch, byol_pytorch; from byol_pytorch import BYOL, MockDataset; import byol_pytorch.evaluate\n"
+        # The report reads metrics.jsonl; neither it nor the options need the trainer.
+        "import byol_pytorch.report, byol_pytorch.metrics, byol_pytorch.config, byol_pytorch.health\n"
         "BYOL(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten()), 8, hidden_layer=-1,\n"
         "     projection_hidden_size=8)\n"
         "assert 'accelerate' not in sys.modules, 'accelerate was imported'\n"

@@ -10,9 +10,9 @@ from torch.utils.data import Dataset
 
 from byol_pytorch import BYOL, BYOLTrainer, MockDataset
 from byol_pytorch.checkpoint import safe_load
+from byol_pytorch.metrics import load_metrics
 from byol_pytorch.probe import OnlineProbe, count_classes
 from byol_pytorch.report import draw_report
-from byol_pytorch.metrics import load_metrics
 
 from .conftest import assert_same_state, state_copy, tiny_cnn
 from .test_trainer import CrashAfter

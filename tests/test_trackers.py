@@ -9,8 +9,8 @@ import torch
 
 from byol_pytorch import BYOLTrainer, MockDataset
 from byol_pytorch.cli import main
-from byol_pytorch.trackers import check_trackers
 from byol_pytorch.metrics import load_metrics
+from byol_pytorch.trackers import check_trackers
 
 from .conftest import tiny_cnn
 

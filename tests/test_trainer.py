@@ -209,7 +209,7 @@ def test_sgd_is_built_with_the_configured_rate_and_momentum(tmp_path: Path) -> N
     assert group["lr"] == pytest.approx(0.05) and group["momentum"] == 0.9 and group["nesterov"] is False
     assert [r["lr"] for r in trainer.history if "lr" in r] == pytest.approx([0.05, 0.05])
     # SGD's own state: a momentum buffer for every trainable parameter, and no Adam moments.
-    learner = trainer.accelerator.unwrap_model(trainer._model)
+    learner = trainer.learner
     trainable = [p for p in learner.parameters() if p.requires_grad]
     assert len(saved["state"]) == len(trainable)
     assert all(set(s) == {"momentum_buffer"} for s in saved["state"].values())
@@ -253,7 +253,7 @@ def test_knn_monitor_logs_the_current_networks_accuracy(tmp_path: Path) -> None:
     assert sorted(logged) == [2, 4]
     # Recomputed here from the saved learner of each step, with the configured k.
     for step, accuracy in logged.items():
-        learner = trainer.accelerator.unwrap_model(trainer._model)
+        learner = trainer.learner
         learner.load_state_dict(safe_load(tmp_path / "run" / f"checkpoint-{step:08d}.pt")["learner"])
         features, labels = extract_features(FrozenEncoder(learner), eval_dataset)
         assert accuracy == half_split_knn_accuracy(features, labels, k=5), step

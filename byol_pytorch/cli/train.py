@@ -129,8 +129,7 @@ def _build_trainer(job: TrainJob) -> Any:
     try:
         return BYOLTrainer(job.net, job.train_set, size, eval_dataset=monitor, **views, **job.options)
     except ImageSizeError as err:
-        raise CLIError(f"{job.spec['model']} cannot run on {size}-px images ({first_line(err)}); "
-                       "try a larger --image-size") from err
+        raise CLIError(f"--image-size {size}: {job.spec['model']}: {first_line(err)}") from err
 
 
 def _write_run_description(job: TrainJob) -> None:

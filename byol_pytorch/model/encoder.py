@@ -295,7 +295,7 @@ def infer_output_dim(encoder: nn.Module, channels: int, image_size: tuple[int, i
                 raise
             raise ImageSizeError(
                 f"the network cannot run on {image_size[0]}x{image_size[1]} images, though it runs on 224x224 "
-                f"({str(err).strip().splitlines()[0]}); use larger images, or the size the network was built for",
+                f"({str(err).strip().splitlines()[0]}); use larger images, or the size it was built for",
                 tuple(image_size)) from err
 
 
