@@ -47,7 +47,7 @@ def test_with_python(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_with_accelerate_launch_on_two_processes(tmp_path: Path) -> None:
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}  # a core per process
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", str(free_port())]

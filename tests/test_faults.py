@@ -78,12 +78,11 @@ class Interrupted:
 
 
 KILL_WHILE_SAVING = [
-    "kill-writing:checkpoint-00000002.pt:1:1000000",  # a megabyte into the checkpoint's data
-    "kill-writing:checkpoint-00000002.pt:1:end",  # all written, not yet renamed
-    "kill-writing:net.pt:2:1000000",  # checkpoint 2 in place, net.pt half written
+    "kill-writing:checkpoint-00000002.pt:1:end",  # checkpoint 2 all written, not yet renamed
+    "kill-writing:net.pt:2:1000000",  # checkpoint 2 in place, net.pt a megabyte in
 ]
-# Killed after writing checkpoint 3 in full, then checkpoint 2 (the newest intact one) truncated.
-TRUNCATED = "kill-writing:checkpoint-00000003.pt:1:end"
+# A copy of the net.pt run as the kill left it (checkpoints 1 and 2 intact), with checkpoint 2 then truncated.
+TRUNCATED = "truncated-copy"
 DISK_FULL = "none"  # no fault injected: the run's folder is on a disk too small for two checkpoints
 
 
@@ -106,8 +105,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory,
          small_disk: Path | str) -> tuple[dict[str, torch.Tensor], dict[str, Interrupted]]:
     """The uninterrupted reference's final state, and each fault's stopped and resumed run."""
     root = tmp_path_factory.mktemp("faults")
-    folders = {fault: root / f"run{i}" for i, fault in enumerate([*KILL_WHILE_SAVING, TRUNCATED])}
-    between: dict[str, Callable[[], object]] = {TRUNCATED: lambda: truncate_checkpoint_2(folders[TRUNCATED])}
+    folders = {fault: root / f"run{i}" for i, fault in enumerate(KILL_WHILE_SAVING)}
+    between: dict[str, Callable[[], object]] = {}
     if isinstance(small_disk, Path):
         folders[DISK_FULL] = small_disk / "run"
         between[DISK_FULL] = lambda: subprocess.run(["mount", "-o", "remount,size=1g", str(small_disk)], check=True)
@@ -115,6 +114,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory,
         reference = pool.submit(run_cli, root / "uninterrupted")
         stopping = {fault: pool.submit(run_cli, run, fault=fault) for fault, run in folders.items()}
         stopped = {fault: future.result() for fault, future in stopping.items()}
+        shutil.copytree(folders[KILL_WHILE_SAVING[1]], root / "truncated")
+        folders[TRUNCATED], stopped[TRUNCATED] = root / "truncated", stopped[KILL_WHILE_SAVING[1]]
+        between[TRUNCATED] = lambda: truncate_checkpoint_2(folders[TRUNCATED])
         left = {fault: (temporaries(run), [p.name for p in list_checkpoints(run)]) for fault, run in folders.items()}
         for change in between.values():
             change()
@@ -175,20 +177,21 @@ def test_one_of_two_processes_killed_ends_the_launch_and_resume_completes(tmp_pa
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", str(free_port()), str(SCRIPT), *TRAIN, "--batch-size", "8"]
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}  # a core per process
 
     def run(out: Path, *extra: str, fault: str = "none") -> subprocess.CompletedProcess:
         return subprocess.run([*launch, "--out", str(out), *extra], env={**env, "BYOL_FAULT": fault},
                               capture_output=True, text=True, timeout=240, check=False)
 
-    reference = run(tmp_path / "reference")
-    assert reference.returncode == 0, reference.stderr[-3000:]
     killed = run(tmp_path / "run", fault="kill-rank:1:2")  # a hang would raise TimeoutExpired
     assert killed.returncode != 0
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["checkpoint-00000001.pt"]
     resumed = run(tmp_path / "run", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert_equal_states(final_state(tmp_path / "run"), final_state(tmp_path / "reference"))
+    assert "at step 1 (the main process's choice, sent to all 2)" in resumed.stdout + resumed.stderr
+    # That a resumed two-process run equals an uninterrupted one is test_multinode's; here: it completes, finite.
+    state = final_state(tmp_path / "run")
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
 class InjectNaN(MockDataset):
