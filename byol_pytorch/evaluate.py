@@ -259,10 +259,7 @@ def _checked_split(
 
 
 def knn_accuracy(
-    train_features: Tensor,
-    train_labels: Tensor,
-    test_features: Tensor,
-    test_labels: Tensor,
+    train_features: Tensor, train_labels: Tensor, test_features: Tensor, test_labels: Tensor,
     k: int = 20,
     temperature: float = 0.07,
     num_classes: int | None = None,
@@ -333,10 +330,7 @@ def _weighted_votes(
 
 
 def linear_probe(
-    train_features: Tensor,
-    train_labels: Tensor,
-    test_features: Tensor,
-    test_labels: Tensor,
+    train_features: Tensor, train_labels: Tensor, test_features: Tensor, test_labels: Tensor,
     epochs: int = 100,
     lr: float = 1.0,
     weight_decay: float = 1e-4,

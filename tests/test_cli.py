@@ -499,3 +499,25 @@ def test_an_error_that_is_not_bad_input_keeps_its_traceback(
 def test_an_out_of_range_option_is_named_by_its_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["train", *TINY, "--warmup-steps", "9", "--out", str(tmp_path / "run")])
     _assert_usage_error(code, capsys, "--warmup-steps must be in [0, num_train_steps], got 9")
+
+
+def test_crop_scale_reaches_the_paper_views_and_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from byol_pytorch.trainer import BYOLTrainer
+
+    seen = {}
+
+    def record(self: BYOLTrainer) -> None:
+        seen["scale"] = self.learner.crop_spec.scale
+        raise KeyboardInterrupt  # stop before training
+
+    monkeypatch.setattr(BYOLTrainer, "__call__", record)
+    code = main(["train", *TINY, "--augment", "paper", "--crop-scale", "0.5", "1", "--out", str(tmp_path / "a")])
+    assert code == 130 and seen["scale"] == (0.5, 1.0)
+    capsys.readouterr()
+    code = main(["train", *TINY, "--augment", "paper", "--crop-scale", "0", "1.5", "--out", str(tmp_path / "b")])
+    _assert_usage_error(code, capsys, "--crop-scale must satisfy 0 < low <= high <= 1, got (0.0, 1.5)")
+    code = main(["train", *TINY, "--crop-scale", "0.5", "1", "--out", str(tmp_path / "c")])
+    _assert_usage_error(code, capsys, "--crop-scale sets the crops of the 'paper' views; these are the 'digits'")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()

@@ -46,13 +46,16 @@ from .train import AUGMENTATIONS, cmd_train
 __all__ = ["CLIError", "build_parser", "main"]
 
 
-def _add_run_reader_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags of the commands that read a trained run (eval, embed)."""
+def _run_reader_command(commands: argparse._SubParsersAction, name: str, help: str,
+                        description: str) -> argparse.ArgumentParser:
+    """A command that reads a trained run (eval, embed), with the flags they share."""
+    parser = commands.add_parser(name, help=help, description=description)
     parser.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help="a run folder of 'train'")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--threads", type=positive_int_arg, default=None, metavar="N", help="CPU threads")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                         help="progress bar (default: on)")
+    return parser
 
 
 def _add_train_command(commands: argparse._SubParsersAction) -> None:
@@ -81,6 +84,9 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
                        help="the views: 'paper' (BYOL's pipelines for photos) or 'digits' (for centred characters: "
                             "no flips or colour, crops keeping 80-100%% of the image, small rotations and shifts); "
                             "default: auto, 'digits' on the built-in digits, else 'paper'")
+    train.add_argument("--crop-scale", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                       help="area range of the views' random crops, as fractions of the image (default: the "
+                            "paper's 0.08 1 for 'paper' views, from 64 px up; 0.2 1 below)")
     train.add_argument("--final-eval", action=argparse.BooleanOptionalAction, default=True,
                        help="at the end, score the trained network against its random initialisation "
                             "(kNN and linear probe; default: on)")
@@ -94,12 +100,11 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
 
 def _add_eval_command(commands: argparse._SubParsersAction) -> None:
     """``eval``: scores of a trained run against its random initialisation."""
-    evaluate = commands.add_parser(
-        "eval", help="score a trained run against random initialisation",
+    evaluate = _run_reader_command(
+        commands, "eval", help="score a trained run against random initialisation",
         description="kNN top-1 (cosine) and linear-probe top-1 of a run's network and of the same architecture "
                     "at random initialisation. Without --data: the digits' train split is the bank and its test "
                     "split the queries; a labelled folder is split 50/50 per class.")
-    _add_run_reader_flags(evaluate)
     evaluate.add_argument("--data", metavar="LABELLED_DIR", default=None,
                           help="folder with one sub-folder of images per class (default: the built-in digits)")
     evaluate.add_argument("--k", type=positive_int_arg, default=20, metavar="N",
@@ -110,14 +115,13 @@ def _add_eval_command(commands: argparse._SubParsersAction) -> None:
 
 def _add_embed_command(commands: argparse._SubParsersAction) -> None:
     """``embed``: the representation of every image of a folder, to a file."""
-    embed = commands.add_parser(
-        "embed", help="write the representation of every image of a folder",
+    embed = _run_reader_command(
+        commands, "embed", help="write the representation of every image of a folder",
         description="Embeddings (the hidden-layer representation, images normalised as in training) of every "
                     "image under a folder, in sorted path order: FILE.npy plus FILE.npy.files.txt with the paths, "
                     "FILE.pt holding {'embeddings': tensor, 'files': list}, FILE.safetensors (tensor 'embeddings', "
                     "the paths as a JSON list under the metadata key 'files') or FILE.parquet (columns path and "
                     "embedding; needs pyarrow).")
-    _add_run_reader_flags(embed)
     embed.add_argument("--data", required=True, metavar="DIR", help="folder of images, searched recursively")
     embed.add_argument("--out", required=True, metavar="FILE", help="FILE.npy, .pt, .safetensors or .parquet")
     embed.add_argument("--batch-size", type=positive_int_arg, default=256, metavar="N",

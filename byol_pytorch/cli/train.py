@@ -34,7 +34,7 @@ class TrainJob:
     """Everything ``train`` decided before training: checked on every process, nothing written yet."""
 
     args: argparse.Namespace
-    options: dict[str, Any]  # the trainer's options (TrainerConfig fields)
+    options: dict[str, Any]  # the trainer's keywords: TrainerConfig fields, and BYOL arguments such as crop_scale
     spec: dict[str, Any]  # run.json
     net: nn.Module
     train_set: Dataset
@@ -95,11 +95,16 @@ def _plan(args: argparse.Namespace) -> TrainJob:
     if len(train_set) < options["batch_size"] * state.num_processes:
         raise CLIError(f"{len(train_set)} images are fewer than one batch ({options['batch_size']} x "
                        f"{state.num_processes} processes); lower --batch-size or add images")
+    if args.crop_scale is not None and spec["augment"] != "paper":
+        raise CLIError(f"--crop-scale sets the crops of the 'paper' views; these are the {spec['augment']!r} views "
+                       "(--augment paper to use it)")
     eval_sets = None
     if args.data is None or args.eval_data:
         eval_sets = evaluation_sets(args.eval_data, size, "--eval-data")
     threads = set_cpu_threads(args.threads) if state.device.type == "cpu" else None
     options.update(output_dir=str(run_dir), hidden_layer=spec["hidden_layer"])
+    if args.crop_scale is not None:
+        options["crop_scale"] = tuple(args.crop_scale)  # a BYOL argument, which the trainer passes on
     state.wait_for_everyone()  # every process has checked the folder before the main one writes to it
     return TrainJob(args, options, spec, net, train_set, eval_sets, run_dir, state, threads)
 

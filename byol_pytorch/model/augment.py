@@ -16,6 +16,8 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
+from ..errors import OptionError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # For images that are not RGB: the average of ImageNet's channel statistics.
@@ -114,7 +116,7 @@ class CropSpec:
 
     def __post_init__(self) -> None:
         if not 0 < self.scale[0] <= self.scale[1] <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.scale!r}")
+            raise OptionError("crop_scale", f"must satisfy 0 < low <= high <= 1, got {self.scale!r}")
         if not 0 < self.ratio[0] <= self.ratio[1]:
             raise ValueError(f"crop ratio must satisfy 0 < low <= high, got {self.ratio!r}")
         if not 0.0 <= self.flip_p <= 1.0:
