@@ -501,11 +501,29 @@ class BYOLTrainer:
             else:
                 model, optimizer, loader = acc.prepare(self.learner, self.optimizer, loader)
             self.prepared_model = model
+            if acc.num_processes > 1:
+                self._broadcast_network()
             yield (torch.compile(model) if c.compile else model), optimizer, loader
         finally:
             if restore_bn is not None:
                 restore_bn()
             self.net.to(device=net_device, memory_format=torch.contiguous_format)
+
+    def _broadcast_network(self) -> None:
+        """Gives every process the main process's network, the layers outside the learner included.
+
+        DDP makes the learner's parameters equal; layers after the hidden one
+        (a classifier the traced encoder leaves out) would otherwise keep each
+        process's own initialisation, and each process would return another net.
+        """
+        import torch.distributed as dist
+
+        device = self.accelerator.device
+        with torch.no_grad():
+            for tensor in self.net.state_dict().values():
+                shared = tensor.to(device)  # NCCL sends device tensors; a layer outside the learner stays put
+                dist.broadcast(shared, src=0)
+                tensor.copy_(shared)
 
     def _resume(self) -> dict[str, Any] | None:
         """Loads the checkpoint that ``resume`` names, if any; returns its contents."""
