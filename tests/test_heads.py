@@ -98,12 +98,23 @@ def test_the_decision_follows_the_processes_and_the_device(monkeypatch: pytest.M
     assert len(synced) == 2
 
 
-@pytest.mark.parametrize("sync", ["true", "none"])
-def test_own_ddp_loop_on_cpu_processes(tmp_path: Path, sync: str) -> None:
+SYNC_SETTINGS = ("true", "none")
+
+
+@pytest.fixture(scope="module")
+def own_ddp_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both settings in one launch of two CPU processes (a launch costs more than the training)."""
+    out = tmp_path_factory.mktemp("ddp")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-               str(SCRIPTS / "ddp_own_loop.py"), str(tmp_path), sync]
+               str(SCRIPTS / "ddp_own_loop.py"), str(out), *SYNC_SETTINGS]
     subprocess.run(command, check=True, env=env, timeout=300, capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize("sync", SYNC_SETTINGS)
+def test_own_ddp_loop_on_cpu_processes(own_ddp_runs: Path, sync: str) -> None:
+    tmp_path = own_ddp_runs / sync
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert rank0["world_size"] == 2
     # CPU processes fall back to per-process statistics: True says so once per process, None silently.
