@@ -157,8 +157,9 @@ class BYOLTrainer:
         merge_checkpoint_folder(options, checkpoint_folder)
         views = {"augment_fn": augment_fn, "augment_fn2": augment_fn2, "normalize": normalize}
         byol_kwargs = take_byol_options(byol_kwargs, options)
-        if isinstance(net, BYOL):
-            check_prebuilt_learner(net, image_size, byol_kwargs, views, options)
+        prebuilt = net if isinstance(net, BYOL) else None
+        if prebuilt is not None:
+            check_prebuilt_learner(prebuilt, image_size, byol_kwargs, views, options)
             byol_extra: dict[str, Any] = {}
         else:
             if image_size is None:
@@ -176,10 +177,8 @@ class BYOLTrainer:
                 "or choose another output_dir"
             )
         self.dataset, self.eval_dataset, self.probe_dataset = dataset, eval_dataset, probe_dataset
-        if isinstance(net, BYOL):
-            self.learner, self.net = net, net.net
-        else:
-            self.learner, self.net = self._build_learner(net, image_size, views, byol_extra), net
+        self.learner = prebuilt if prebuilt is not None else self._build_learner(net, image_size, views, byol_extra)
+        self.net: nn.Module = self.learner.net
         self.accelerator = accelerator or self._build_accelerator(accelerator_overrides)
         self.optimizer_klass = optimizer_klass
         self.optimizer = self._build_optimizer()
@@ -437,7 +436,8 @@ class BYOLTrainer:
         if "scaler" in state and self.accelerator.scaler is not None:
             self.accelerator.scaler.load_state_dict(state["scaler"])
         restore_rng_state(self._own_rng_state(state))
-        self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
 
     def _own_rng_state(self, state: dict[str, Any]) -> dict[str, Any]:
         per_process = state.get("rng_per_process")

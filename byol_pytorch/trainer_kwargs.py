@@ -162,8 +162,8 @@ def take_byol_options(byol_kwargs: Mapping[str, Any] | None, options: dict[str, 
         ValueError: one is given both ways with different values.
     """
     merged = _check_mapping("byol_kwargs", byol_kwargs)
-    config_fields = {f.name for f in dataclasses.fields(TrainerConfig)}
-    for key in [k for k in options if k not in config_fields and k in _byol_arguments()]:
+    byol_only = set(_byol_arguments()) - {f.name for f in dataclasses.fields(TrainerConfig)}
+    for key in [k for k in options if k in byol_only]:
         value = options.pop(key)
         if key in merged and not _same(merged[key], value):
             raise _disagree(f"byol_kwargs[{key!r}]", merged[key], key, value)
