@@ -76,3 +76,43 @@ def test_the_trainer_decodes_jpegs_on_the_device(tmp_path: Path, device: str) ->
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
     assert trainer.step == 2 and all(np.isfinite(r["loss"]) for r in trainer.history if "loss" in r)
+
+
+PHOTO_SHAPE = (512, 768, 3)  # over 1 MB decoded: the allocator's large pool, as for photos
+
+
+def _corrupted_reads(decode, folder: Path, rounds: int = 20) -> int:
+    """In how many of ``rounds`` the sums queued on tensors freed just before ``decode`` ran came out wrong.
+
+    Each round fills one tensor per JPEG of ``folder``, as many bytes as the
+    decoded image, queues tens of milliseconds of work and then a sum of each,
+    frees the tensors, and calls ``decode(files, device)``: the allocator offers
+    the decoder the freed blocks, which the queued sums have yet to read.
+    """
+    device = torch.device("cuda")
+    files = [torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8) for path in sorted(folder.glob("*.jpg"))]
+    length = int(np.prod(PHOTO_SHAPE)) // 4  # float32 elements
+    wrong = 0
+    for _ in range(rounds):
+        victims = [torch.full((length,), float(k + 1), device=device) for k in range(len(files))]
+        torch.cuda.synchronize()
+        torch.cuda._sleep(50_000_000)
+        sums = [victim.sum() for victim in victims]
+        del victims
+        decode(files, device)
+        torch.cuda.synchronize()
+        wrong += any(total.item() != length * (k + 1) for k, total in enumerate(sums))
+    return wrong
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_decoding_waits_for_the_queued_work_it_could_overwrite(tmp_path: Path) -> None:
+    from byol_pytorch.data.gpu_decode import _decode_all
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, PHOTO_SHAPE, dtype=np.uint8)).save(folder / f"{i}.jpg")
+    assert _corrupted_reads(_decode_all, folder) == 0

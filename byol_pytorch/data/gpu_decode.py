@@ -71,6 +71,12 @@ def _render(image: torch.Tensor, box: torch.Tensor, size: tuple[int, int]) -> to
 
 def _decode_all(data: list[torch.Tensor], device: torch.device) -> list[torch.Tensor | None]:
     """Decodes every file on ``device``; a batch that fails is retried file by file (failures give None)."""
+    if device.type == "cuda":
+        # nvJPEG writes its outputs without waiting for the work queued on the caller's stream, and
+        # the caching allocator hands the decoder blocks freed there that queued kernels still read
+        # (pytorch/vision#9606). In training, the previous step's tensors came back overwritten and
+        # the loss turned NaN within five steps; so the queued work finishes first.
+        torch.cuda.current_stream(device).synchronize()
     try:
         return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True))
     except RuntimeError:
