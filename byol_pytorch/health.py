@@ -40,7 +40,8 @@ def check_loss_finite(finite: torch.Tensor | bool, step: int, steps_since_check:
         raise NonFiniteLossError(
             f"the loss became NaN or infinite by step {step} (after step {step - steps_since_check} was finite); "
             f"training stopped and the last good checkpoint in {output_dir} was kept. "
-            "Lower the learning rate, set max_grad_norm, or train in mixed_precision='no' (or 'bf16' rather than 'fp16')"
+            "Lower the learning rate, set max_grad_norm, or train in mixed_precision='no' "
+            "(or 'bf16' rather than 'fp16')"
         )
 
 
