@@ -1,6 +1,7 @@
 """The scripts in examples/ run end to end as a user would run them.
 
-Each script is started in a fresh interpreter with tiny sizes (3 steps of 8
+Each script runs as ``python examples/SCRIPT`` would (forked from a process that
+imported the package, ``tests/forked.py``) with tiny sizes (3 steps of 8
 images at 16x16 px, scored on the first 64 digits of each split). A run must
 exit cleanly, print finite losses, save a ``state_dict`` that a plain
 torchvision ResNet-18 loads with ``weights_only=True`` and whose trunk (not its
@@ -15,12 +16,13 @@ import math
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
+
+from . import forked
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCRIPTS = ["train.py", "simsiam.py", "custom_augment.py"]
@@ -54,19 +56,14 @@ def example_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[su
     started = {}
     for script in SCRIPTS:
         folder = tmp_path_factory.mktemp(script[:-3])
-        command = [sys.executable, str(EXAMPLES / script), *TINY, "--out", str(folder / "net.pt")]
-        started[script] = (subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, text=True), folder)
-    runs = {}
+        started[script] = (forked.start(EXAMPLES / script, [*TINY, "--out", str(folder / "net.pt")], env=env,
+                                        cwd=folder), folder)
     try:
-        for script, (process, folder) in started.items():
-            out, err = process.communicate(timeout=300)
-            runs[script] = (subprocess.CompletedProcess(process.args, process.returncode, out, err), folder / "net.pt")
+        return {script: (run.wait(timeout=300), folder / "net.pt") for script, (run, folder) in started.items()}
     finally:
-        for process, _ in started.values():
-            if process.poll() is None:
-                process.kill()
-    return runs
+        for run, _ in started.values():
+            if run.poll() is None:
+                run.kill()
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

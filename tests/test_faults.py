@@ -3,7 +3,9 @@
 Each test runs the real command line (``tests/scripts/faulty_cli.py`` injects the
 fault) under the defaults but for the network: MobileNetV3-small on the digits at
 16 px (its checkpoints are a fifth of ResNet-18's, which the other tests cover),
-bf16 autocast where the CPU has it, channels-last. A resumed run must end with
+bf16 autocast where the CPU has it, channels-last. A single-process run is a
+process forked from one that imported the package (``tests/forked.py``), so a
+kill ends it alone. A resumed run must end with
 exactly the weights of a run that was never interrupted.
 
 The single-process runs take one thread each, and the independent ones (the
@@ -28,6 +30,7 @@ import torch
 from byol_pytorch import BYOLTrainer, MockDataset, NonFiniteStateError
 from byol_pytorch.checkpoint import list_checkpoints, remove_stale_temporaries, safe_load
 
+from . import forked
 from .conftest import free_port, tiny_cnn
 
 SCRIPT = Path(__file__).parent / "scripts" / "faulty_cli.py"
@@ -39,8 +42,7 @@ LAST = "checkpoint-00000003.pt"
 
 def run_cli(out: Path, *extra: str, fault: str = "none", timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "BYOL_FAULT": fault, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(SCRIPT), *TRAIN, "--out", str(out), *extra], env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return forked.run(SCRIPT, [*TRAIN, "--out", str(out), *extra], env=env, timeout=timeout)
 
 
 def final_state(run: Path) -> dict[str, torch.Tensor]:

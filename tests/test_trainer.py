@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -16,6 +14,7 @@ from byol_pytorch import BYOLTrainer, MockDataset, NonFiniteLossError
 from byol_pytorch.checkpoint import atomic_save, list_checkpoints, safe_load
 from byol_pytorch.distributed import convert_sync_batchnorm
 
+from . import forked
 from .conftest import assert_same_state, state_copy, tiny_cnn
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -77,17 +76,19 @@ def test_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
 
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    script = [sys.executable, str(SCRIPTS / "resume_run.py")]
-    subprocess.run([*script, str(tmp_path / "full"), "8"], check=True, timeout=300)
-    proc = subprocess.Popen([*script, str(tmp_path / "killed"), "8", "slow"])
+    script = SCRIPTS / "resume_run.py"
+    full = forked.start(script, [str(tmp_path / "full"), "8"])  # beside the killed run: one thread each
+    proc = forked.start(script, [str(tmp_path / "killed"), "8", "slow"])
     deadline = time.time() + 240
     while not (tmp_path / "killed" / "checkpoint-00000004.pt").exists():
         assert time.time() < deadline and proc.poll() is None, "the run ended before its step-4 checkpoint"
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert proc.wait().returncode == -signal.SIGKILL
     assert not (tmp_path / "killed" / "checkpoint-00000008.pt").exists()
-    subprocess.run([*script, str(tmp_path / "killed"), "8", "resume"], check=True, timeout=300)
+    for run in (full, forked.start(script, [str(tmp_path / "killed"), "8", "resume"])):
+        result = run.wait()
+        assert result.returncode == 0, result.stderr
     a = torch.load(tmp_path / "full" / "final.pt", weights_only=True)
     b = torch.load(tmp_path / "killed" / "final.pt", weights_only=True)
     assert_same_state(a, b)
