@@ -53,15 +53,32 @@ def load_average() -> str:
     return f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
 
 
-def build_folder(folder: Path, count: int, seed: int = 0) -> Path:
-    """``count`` JPEGs (quality 90) cut at random from scikit-image's photographs, alternating the two sizes."""
+_SOURCES: list[Image.Image] = []
+
+
+def _load_sources() -> None:
     import skimage.data
 
+    _SOURCES[:] = [Image.fromarray(getattr(skimage.data, name)()).convert("RGB") for name in PHOTOS]
+
+
+def _write_photo(job: tuple[int, tuple[int, int], tuple[int, int, int, int], str]) -> None:
+    source, size, box, path = job
+    _SOURCES[source].resize(size, Image.Resampling.BICUBIC, box=box).save(path, quality=90)
+
+
+def build_folder(folder: Path, count: int, seed: int = 0, processes: int | None = None) -> Path:
+    """``count`` JPEGs (quality 90) cut at random from scikit-image's photographs, alternating the two sizes.
+
+    The windows are drawn here, in order, so the files do not depend on ``processes``
+    (default: every core), which only share the resizing and encoding.
+    """
     rng = np.random.default_rng(seed)
-    sources = [Image.fromarray(getattr(skimage.data, name)()).convert("RGB") for name in PHOTOS]
+    _load_sources()
     folder.mkdir(parents=True, exist_ok=True)
+    jobs = []
     for i in range(count):
-        source = sources[i % len(sources)]
+        source = _SOURCES[i % len(_SOURCES)]
         width, height = SIZES[i % len(SIZES)]
         # A random 4:3 window of at least half the source's width, so the files differ.
         crop_w = int(source.width * rng.uniform(0.5, 1.0))
@@ -69,8 +86,16 @@ def build_folder(folder: Path, count: int, seed: int = 0) -> Path:
         crop_w = int(crop_h * 4 / 3)
         left = int(rng.integers(0, source.width - crop_w + 1))
         top = int(rng.integers(0, source.height - crop_h + 1))
-        photo = source.resize((width, height), Image.Resampling.BICUBIC, box=(left, top, left + crop_w, top + crop_h))
-        photo.save(folder / f"{i:04d}.jpg", quality=90)
+        jobs.append((i % len(_SOURCES), (width, height), (left, top, left + crop_w, top + crop_h),
+                     str(folder / f"{i:04d}.jpg")))
+    if (processes or os.cpu_count() or 1) == 1 or count < 64:
+        for job in jobs:
+            _write_photo(job)
+    else:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            pool.map(_write_photo, jobs, chunksize=16)
     return folder
 
 

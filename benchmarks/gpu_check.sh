@@ -7,8 +7,11 @@
 # Prints images/s (steps after the warm-up) and the share of the loop spent waiting
 # for data, and writes them to $OUT/gpu_check.json (or ./gpu_check.json).
 # Needs the test extra (pip install -e ".[test]": pytest, scikit-image).
+# FILES must give an epoch more batches than the workers keep in flight (two each):
+# a loader does not prefetch across epochs, so with 1,024 files (4 batches of 256)
+# 15 workers took turns of 4 and the H200 waited 75 % of the time.
 #
-#   bash benchmarks/gpu_check.sh              # batch 256, 30 steps each
+#   bash benchmarks/gpu_check.sh              # batch 256, 30 steps each, 8,192 files
 #   STEPS=60 BATCH=192 bash benchmarks/gpu_check.sh
 #   MODEL=resnet18 SIZE=64 STEPS=10 BATCH=4 FILES=16 bash benchmarks/gpu_check.sh   # smoke run, any machine
 set -euo pipefail
@@ -16,7 +19,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 STEPS=${STEPS:-30}
 BATCH=${BATCH:-256}
-FILES=${FILES:-1024}
+FILES=${FILES:-8192}
 MODEL=${MODEL:-resnet50}
 SIZE=${SIZE:-224}
 WORK=$(mktemp -d)
@@ -36,12 +39,17 @@ from bench_data import build_folder
 build_folder(Path(sys.argv[1]), int(sys.argv[2]))
 PYEOF
 
-run() {  # name, extra flags...
+run() {  # name, extra flags...; a failed run is reported and the other still runs
   local name=$1; shift
   echo "== $MODEL, $SIZE px, batch $BATCH, bf16, channels-last: $name"
-  PYTHONPATH=$PWD $PY -m byol_pytorch train --data "$WORK/photos" --model "$MODEL" --image-size "$SIZE" \
+  if PYTHONPATH=$PWD $PY -m byol_pytorch train --data "$WORK/photos" --model "$MODEL" --image-size "$SIZE" \
     --batch-size "$BATCH" --num-train-steps "$STEPS" --mixed-precision bf16 --channels-last --no-final-eval \
-    --no-progress --log-every 5 --checkpoint-every 100000 --out "$WORK/run_$name" "$@" | tail -n 2
+    --no-progress --log-every 5 --checkpoint-every 100000 --out "$WORK/run_$name" "$@" >"$WORK/$name.log" 2>&1; then
+    tail -n 2 "$WORK/$name.log"
+  else
+    echo "the $name run failed:"; tail -n 20 "$WORK/$name.log"
+  fi
+  if [ -n "${OUT:-}" ] && [ -f "$WORK/run_$name/metrics.jsonl" ]; then cp "$WORK/run_$name/metrics.jsonl" "$OUT/metrics_$name.jsonl"; fi
 }
 run workers
 run gpu_decode --gpu-decode
@@ -53,11 +61,16 @@ work, out, batch = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 import torch
 result = {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "batch": batch}
 for name in ("workers", "gpu_decode"):
+    summary_path = work / f"run_{name}" / "summary.json"
+    if not summary_path.exists():
+        result[name] = None
+        print(f"{name}: the run did not finish")
+        continue
     records = [json.loads(line) for line in (work / f"run_{name}" / "metrics.jsonl").read_text().splitlines()]
     losses = [r for r in records if "loss" in r]
     steady = losses[1:] or losses  # the first interval holds cuDNN's warm-up
     seconds = sum(5 * batch / r["images_per_second"] for r in steady)
-    summary = json.loads((work / f"run_{name}" / "summary.json").read_text())
+    summary = json.loads(summary_path.read_text())
     result[name] = {"images_per_second": round(5 * batch * len(steady) / seconds, 1),
                     "data_wait_fraction": round(sum(r["data_wait_s"] for r in steady) / seconds, 4),
                     "whole_run_images_per_second": summary["images_per_second"]}
