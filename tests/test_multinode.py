@@ -13,21 +13,34 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from byol_pytorch.checkpoint import list_checkpoints
 
 from .conftest import assert_same_state, free_port
 
 SCRIPT = Path(__file__).parent / "scripts" / "multinode_cli.py"
-TRAIN = ["train", "--batch-size", "8", "--checkpoint-every", "1", "--no-final-eval", "--seed", "0",
+# Both machines read one folder of 32 images (2 batches an epoch per process: 3 steps cross an epoch);
+# MobileNetV3-small's checkpoints are a fifth of ResNet-18's.
+TRAIN = ["train", "--image-size", "16", "--model", "mobilenet_v3_small",
+         "--batch-size", "8", "--checkpoint-every", "1", "--no-final-eval", "--seed", "0",
          "--no-progress", "--knn-every", "0", "--mixed-precision", "no", "--num-workers", "0",
          "--projection-hidden-size", "32", "--threads", "1", "--log-every", "1", "--out", "run"]
 
 
-
 def launch_two_machines(root: Path, *extra: str, stop_at: int = 0) -> list[subprocess.CompletedProcess]:
-    """Runs the command line as machine 0 in ``root/m0`` and machine 1 in ``root/m1``; waits for both."""
+    """Runs the command line as machine 0 in ``root/m0`` and machine 1 in ``root/m1``; waits for both.
+
+    Both read ``root/images``, 32 seeded random images written on the first launch under ``root``.
+    """
+    images = root / "images"
+    if not images.exists():
+        images.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        for i in range(32):
+            Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(images / f"{i:02d}.png")
     port = free_port()
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
@@ -38,7 +51,7 @@ def launch_two_machines(root: Path, *extra: str, stop_at: int = 0) -> list[subpr
         command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
                    "--num_processes", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
                    "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
-                   str(SCRIPT), *TRAIN, *extra]
+                   str(SCRIPT), *TRAIN, "--data", str(images), *extra]
         running.append(subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, env={**env, "BYOL_DUMP": str(root / "dump"),
                                                                   "BYOL_STOP_AT": str(stop_at)}))
