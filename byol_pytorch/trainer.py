@@ -296,20 +296,21 @@ class BYOLTrainer:
                              f"({c.batch_size} per process x {processes} processes)")
         views = getattr(self.train_dataset, "views", None)
         workers = self.num_workers
-        batches = len(self.dataset) // (c.batch_size * processes)
-        # Measured on an H200: 4 batches of 256 an epoch for 15 workers, and 75 % of the loop waited.
-        if batches < 2 * workers and self.accelerator.is_main_process:
-            held = f"{batches} batch{'es' if batches != 1 else ''}"
-            warnings.warn(f"an epoch holds {held} per process, fewer than the {2 * workers} that {workers} loader "
-                          "workers keep in flight; a loader does not read ahead into the next epoch, so each "
-                          "epoch starts with the step waiting for data. More images or a smaller batch_size keep "
-                          "it fed", stacklevel=5)  # the caller's trainer()
         collate = collate_images if views is None else collate_encoded if views.encoded_jpegs else collate_views
-        return DataLoader(
+        loader = DataLoader(
             self.train_dataset, batch_size=c.batch_size, shuffle=True, drop_last=True, collate_fn=collate,
             num_workers=workers, pin_memory=self.accelerator.device.type == "cuda",
             persistent_workers=workers > 0, generator=torch.Generator().manual_seed(c.seed),
         )
+        batches, in_flight = len(loader) // processes, workers * (loader.prefetch_factor or 0)
+        # Measured on an H200: 4 batches of 256 an epoch for 15 workers, and 75 % of the loop waited.
+        if batches < in_flight and self.accelerator.is_main_process:
+            held = f"{batches} batch{'es' if batches != 1 else ''}"
+            warnings.warn(f"an epoch holds {held} per process, fewer than the {in_flight} that {workers} loader "
+                          "workers keep in flight; a loader does not read ahead into the next epoch, so each "
+                          "epoch starts with the step waiting for data. More images or a smaller batch_size keep "
+                          "it fed", stacklevel=5)  # the caller's trainer()
+        return loader
 
     # -- checkpoints ---------------------------------------------------------------
 
