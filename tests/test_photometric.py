@@ -49,7 +49,7 @@ def _reference(x: torch.Tensor, draw: PhotometricDraw, aug: PhotometricAugmentat
             sigma = float(draw.sigma[i])
             image = TF.gaussian_blur(image, [aug.blur_kernel] * 2, [sigma, sigma])
         if draw.solarize[i]:
-            image = TF.solarize(image, aug.solarize_threshold)
+            image = TF.solarize(image, 0.5)
         out.append(image)
     return torch.stack(out)
 

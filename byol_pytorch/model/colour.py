@@ -24,37 +24,45 @@ def luma(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     return gray.add_(g, alpha=LUMA[1]).add_(b, alpha=LUMA[2]).unsqueeze(1)
 
 
-def shift_hue_(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+def shift_hue_(x: torch.Tensor, shift: torch.Tensor, work: torch.Tensor | None = None) -> torch.Tensor:
     """Rotates every pixel's hue by ``shift`` of a turn in place, keeping its HSV saturation and value.
 
     Args:
         x: ``(B, 3, H, W)`` RGB in [0, 1], overwritten.
         shift: ``(B,)``, fractions of the colour circle (any sign; hues wrap around).
+        work: scratch space shaped like ``x`` (allocated when not given).
 
     Returns:
         ``x``; a shift of 0 gives back its values up to rounding.
     """
     if torch.finfo(x.dtype).bits < 32:
         # The angle needs float32: in bfloat16 its rounding moved colours by up to 5 % of the range.
-        return x.copy_(shift_hue_(x.float(), shift))
+        return x.copy_(shift_hue_(x.float(), shift, None if work is None else work.float()))
     r, g, b = x.unbind(1)
-    # Elementwise over the three planes: a reduction over dim 1 strides through memory on the CPU.
+    # Only plain arithmetic below: on the CPU a torch.where, a comparison or a remainder costs 10-25 times an
+    # add, and the hue used to be most of the colour part's time.
     low, value = torch.minimum(torch.minimum(r, g), b), torch.maximum(torch.maximum(r, g), b)
     chroma = value - low
     # Gray pixels have no hue; any positive divisor does there, as the result scales with their chroma of 0.
     span = chroma.clamp_min(torch.finfo(x.dtype).tiny)
-    # Hue in sixths of a turn, from whichever channel is the largest (red first on ties, then green).
-    red_max, green_max = value == r, value == g
-    sixths = torch.where(green_max, b - r, r - g)
-    sixths = torch.where(red_max, g - b, sixths).div_(span)
-    sixths += torch.where(red_max, 0.0, torch.where(green_max, 2.0, 4.0))
-    sixths += shift.view(-1, 1, 1).to(x.dtype) * 6  # no wrap here: the ramps below are periodic
-    # Back to RGB on the piecewise-linear HSV cone: a channel sits at the value, at the low end, or on a
-    # ramp between, by its distance round the circle from its own hue (red 0, green 2, blue 4 sixths).
-    offsets = torch.tensor([3.0, 1.0, 5.0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    ramp = torch.add(sixths.unsqueeze(1), offsets, out=torch.empty_like(x)).remainder_(6).sub_(3).abs_()
-    ramp.sub_(1).clamp_(0, 1)
-    return torch.addcmul(value.unsqueeze(1), chroma.unsqueeze(1), ramp, value=-1, out=x)
+    # Hue in sixths of a turn, from whichever channel is the largest (red first on ties, then green):
+    # (g - b) / chroma, 2 + (b - r) / chroma or 4 + (r - g) / chroma, picked with 0/1 signs of value - channel.
+    not_red, not_green = torch.sign(value - r), torch.sign(value - g)
+    green = torch.add(b - r, chroma, alpha=2)
+    green_or_blue = torch.addcmul(green, not_green, torch.add(r - g, chroma, alpha=4).sub_(green))
+    red = g - b
+    sixths = torch.addcmul(red, not_red, green_or_blue.sub_(red)).div_(span)
+    sixths += shift.view(-1, 1, 1).to(x.dtype) * 6
+    sixths -= torch.floor(sixths / 6) * 6  # into [0, 6)
+    # Back to RGB on the piecewise-linear HSV cone: channel n (red 0, green 2, blue 4 sixths) is
+    # value - chroma * clamp(d - 1, 0, 1), d its distance round the circle from the opposite hue; written as
+    # (value + chroma) - chroma * clamp(d, 1, 2), d = min(|t|, |t - 6|) with t = hue - (n + 3) in [-2, 8).
+    offsets = torch.tensor([0.0, -2.0, 2.0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    # x's values are all in the planes above by now: x and work hold the two halves of the distance.
+    t = torch.add(sixths.unsqueeze(1), offsets, out=torch.empty_like(x) if work is None else work)
+    distance = torch.minimum(torch.abs(t, out=x), t.sub_(6).abs_(), out=x).clamp_(1, 2)
+    top = value.add_(chroma).unsqueeze(1)
+    return torch.addcmul(top, chroma.unsqueeze(1), distance, value=-1, out=x)
 
 
 def _blend_slot_(x: torch.Tensor, op: torch.Tensor, factor: torch.Tensor, gray: torch.Tensor) -> None:
@@ -71,10 +79,12 @@ def _blend_slot_(x: torch.Tensor, op: torch.Tensor, factor: torch.Tensor, gray: 
     mean = gray.mean((2, 3), keepdim=True)
     # The target times (1 - factor), on one plane: per image, the pixel's luma, its mean, or 0.
     torch.addcmul(mean * rest * (op == 1).view(shape), gray, rest * (op == 2).view(shape), out=gray)
-    x.mul_(factor).add_(gray).clamp_(0, 1)
+    torch.addcmul(gray, x, factor, out=x).clamp_(0, 1)
 
 
-def colour_jitter_(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, hue_slot: torch.Tensor) -> torch.Tensor:
+def colour_jitter_(
+    x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, hue_slot: torch.Tensor, work: torch.Tensor | None = None
+) -> torch.Tensor:
     """Brightness, contrast, saturation and hue of ``(B, 3, H, W)`` RGB in each image's own order, in place.
 
     The batch runs three blend slots, one hue shift, and three blend slots
@@ -88,6 +98,7 @@ def colour_jitter_(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, 
             no change) and the hue shift in turns (0 for none).
         order: ``(B, 3)`` long, a permutation of brightness (0), contrast (1), saturation (2).
         hue_slot: ``(B,)`` long in ``[0, 3]``, how many of the three run before the hue shift.
+        work: scratch space shaped like ``x`` (allocated when not given).
 
     Returns:
         ``x``.
@@ -97,7 +108,7 @@ def colour_jitter_(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, 
     gray = x.new_empty((x.shape[0], 1, *x.shape[2:]))
     for slot in range(3):
         _blend_slot_(x, order[:, slot], torch.where(hue_slot > slot, blends[:, slot], ones), gray)
-    shift_hue_(x, factors[:, 3])
+    shift_hue_(x, factors[:, 3], work)
     for slot in range(3):
         _blend_slot_(x, order[:, slot], torch.where(hue_slot <= slot, blends[:, slot], ones), gray)
     return x

@@ -2,7 +2,7 @@
 
 Colour jitter (brightness, contrast, saturation and hue, applied in an order
 drawn for each image), random grayscale, Gaussian blur with a per-image sigma
-and solarize, written as a fixed sequence of batched tensor operations: no
+and solarize (values of 0.5 and above inverted, the paper's threshold), written as a fixed sequence of batched tensor operations: no
 Python loop over images, nothing read back to the host, so a CUDA stream never
 waits on the CPU. Each operation acts on every image; an image that did not
 draw it gets the operation's identity (factor 1, hue shift 0, a one-tap blur
@@ -146,7 +146,6 @@ class PhotometricAugmentation(nn.Module):
         jitter_p: probability that an image is colour-jittered.
         grayscale_p: probability that an image is made gray.
         blur_sigma: range of the blur's standard deviation, in pixels.
-        solarize_threshold: values at or above it are inverted.
     """
 
     def __init__(
@@ -158,7 +157,6 @@ class PhotometricAugmentation(nn.Module):
         jitter_p: float = 0.8,
         grayscale_p: float = 0.2,
         blur_sigma: tuple[float, float] = BLUR_SIGMA,
-        solarize_threshold: float = 0.5,
     ) -> None:
         super().__init__()
         self.blur_p = _check_probability("blur_p", blur_p)
@@ -175,7 +173,6 @@ class PhotometricAugmentation(nn.Module):
         self.jitter = tuple(float(s) for s in jitter)
         self.blur_sigma = (float(blur_sigma[0]), float(blur_sigma[1]))
         self.blur_kernel = int(blur_kernel)
-        self.solarize_threshold = float(solarize_threshold)
 
     def draw(self, batch: int, device: torch.device | str, generator: torch.Generator | None = None) -> PhotometricDraw:
         """Draws every random choice for ``batch`` images in one uniform draw on ``device``."""
@@ -214,28 +211,32 @@ class PhotometricAugmentation(nn.Module):
         group = batch
         if out.device.type == "cpu":
             group = max(1, CPU_CHUNK_BYTES // max(1, out[0].numel() * out.element_size()))
+        # One scratch tensor for every group: on the CPU each fresh tensor of this size costs page faults.
+        work = torch.empty_like(out[:group, :3]) if out.shape[1] in (3, 4) and self.jitter_p > 0 else None
         for start in range(0, batch, group):
             rows = slice(start, min(start + group, batch))
-            self._apply_(out[rows], draw.rows(rows))
+            self._apply_(out[rows], draw.rows(rows), None if work is None else work[: rows.stop - rows.start])
         return out
 
-    def _apply_(self, x: torch.Tensor, draw: PhotometricDraw) -> None:
+    def _apply_(self, x: torch.Tensor, draw: PhotometricDraw, work: torch.Tensor | None) -> None:
         # Probabilities of 0 are settings, not draws: skipping their identity passes looks at no data.
-        if x.shape[1] in (3, 4) and (self.jitter_p > 0 or self.grayscale_p > 0):
+        if x.shape[1] in (3, 4):
             rgb = x[:, :3]
             if self.jitter_p > 0:
                 # Images that drew no jitter run it with factors that change nothing.
                 identity = draw.factors.new_tensor([1.0, 1.0, 1.0, 0.0])
                 factors = torch.where(draw.jitter.unsqueeze(1), draw.factors, identity)
-                colour_jitter_(rgb, factors, draw.order, draw.hue_slot)
+                colour_jitter_(rgb, factors, draw.order, draw.hue_slot, work)
             if self.grayscale_p > 0:
-                torch.where(draw.grayscale.view(-1, 1, 1, 1), luma(rgb), rgb, out=rgb)
+                # rgb * (1 - g) + luma * g: exactly one or the other for g in {0, 1}.
+                gray = draw.grayscale.to(x.dtype).view(-1, 1, 1, 1)
+                torch.addcmul(luma(rgb).mul_(gray), rgb, 1 - gray, out=rgb)
         if self.blur_p > 0:
             x.copy_(gaussian_blur(x, draw.sigma, self.blur_kernel, draw.blur))
         if self.solarize_p > 0:
-            # Images that drew no solarize get a threshold above every value.
-            threshold = torch.where(draw.solarize, self.solarize_threshold, 2.0).view(-1, 1, 1, 1).to(x.dtype)
-            torch.where(x >= threshold, 1 - x, x, out=x)
+            # Solarize at 0.5 is min(x, 1 - x); images that drew none compare with a bound above 1 instead.
+            bound = (~draw.solarize).to(x.dtype).mul_(2).view(-1, 1, 1, 1)
+            torch.minimum(x, torch.add(bound, 1).sub(x), out=x)
         x.clamp_(0, 1)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
