@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from matplotlib.colors import rgb_to_hsv
 from scipy import stats
 
 from byol_pytorch.model import photometric
+from byol_pytorch.model.augment import BYOLAugmentation
 from byol_pytorch.model.colour import shift_hue_
 from byol_pytorch.model.photometric import PhotometricAugmentation, PhotometricDraw
 
@@ -120,6 +122,51 @@ def test_factors_orders_and_sigma_are_drawn_as_torchvision_draws_them() -> None:
               [reference["order"].count(order) for order in orders]]
     assert min(counts[0]) > 0 and stats.chisquare(counts[0]).pvalue > P_MIN
     assert stats.chi2_contingency(counts).pvalue > P_MIN
+
+
+def _single(op: str, p: float) -> PhotometricAugmentation:
+    probabilities = {"jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0, "solarize_p": 0.0, f"{op}_p": p}
+    return PhotometricAugmentation(blur_kernel=3, **probabilities)
+
+
+@pytest.mark.parametrize(("view", "op", "p"), [
+    (1, "jitter", 0.8), (1, "grayscale", 0.2), (1, "blur", 1.0), (1, "solarize", 0.0),
+    (2, "jitter", 0.8), (2, "grayscale", 0.2), (2, "blur", 0.1), (2, "solarize", 0.2),
+])
+def test_each_view_applies_each_operation_with_the_papers_probability(view: int, op: str, p: float) -> None:
+    colour = BYOLAugmentation(8, view=view).colour
+    assert getattr(colour, f"{op}_p") == pytest.approx(p)
+    torch.manual_seed(view)
+    count = 3000
+    x = _colourful(count, size=4) * 0.5 + 0.25  # colourful, and above the solarize threshold somewhere
+    aug = _single(op, p)
+    draw = aug.draw(count, "cpu")
+    drawn = getattr(draw, op)
+    assert abs(drawn.double().mean().item() - p) <= 5 * math.sqrt(p * (1 - p) / count)
+    # The images that drew it changed, the others did not (the hue rotation by 0 may move the last bits).
+    changed = ((aug.apply(x, draw) - x).abs() > 1e-5).flatten(1).any(1)
+    if op == "blur":  # a sigma near 0.1 px puts e^-50 of the weight on the neighbours: no visible change
+        drawn = drawn & (draw.sigma > 0.3)
+        changed = changed & (draw.sigma > 0.3)
+    assert torch.equal(changed, drawn)
+
+
+def test_views_are_asymmetric_as_in_the_paper() -> None:
+    # How many images of each view the blur and the solarize changed: the same draws with one of them off.
+    torch.manual_seed(0)
+    count = 1200
+    x = _colourful(count, size=8) * 0.3 + 0.7  # bright: every image has values above the threshold
+    changed = {}
+    for view in (1, 2):
+        colour = BYOLAugmentation(8, view=view).colour
+        draw = colour.draw(count, "cpu")
+        out = colour.apply(x, draw)
+        for op in ("blur", "solarize"):
+            without = colour.apply(x, dataclasses.replace(draw, **{op: torch.zeros(count, dtype=torch.bool)}))
+            changed[view, op] = (out != without).flatten(1).any(1).double().mean().item()
+    assert changed[1, "solarize"] == 0.0 and abs(changed[2, "solarize"] - 0.2) < 0.045
+    # A blur with a sigma under about 0.25 px changes no value of an 8-px image: 92 % of view 1's blurs show.
+    assert 0.88 < changed[1, "blur"] <= 1.0 and abs(changed[2, "blur"] - 0.1 * 0.92) < 0.035
 
 
 def test_hue_shifts_wrap_around_the_colour_circle() -> None:
