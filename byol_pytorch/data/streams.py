@@ -1,0 +1,300 @@
+"""Streams as training data: split across processes and loader workers, shuffled in a buffer, resumable.
+
+:class:`TrainingStream` makes a source without a length (tar shards, a
+``datasets.IterableDataset``, any ``torch.utils.data.IterableDataset`` or
+iterable, a ``webdataset`` pipeline) into an endless ``IterableDataset`` that
+a ``DataLoader`` batches. Each ``(process, loader worker)`` pair is a *slot*;
+slot ``s`` of ``S = world_size x num_workers`` reads
+
+* tar shards: every ``S``-th shard of the pass's shard order (the same order
+  on every slot, shuffled per pass from ``seed``); with fewer shards than
+  slots, every shard, keeping every ``S``-th sample;
+* a ``datasets.IterableDataset``: the shards ``datasets`` gives it
+  (``split_dataset_by_node`` with the explicit rank, then its own split among
+  workers);
+* anything else: the whole source, keeping every ``S``-th sample;
+
+so that no sample is read by two slots in one pass. Each slot passes over its
+part again and again. The order comes from a shuffle buffer per slot
+(``shuffle_buffer`` samples, seeded by ``(seed, slot, pass, start)``); only the
+samples kept are decoded.
+
+Resume. Every item carries its slot's *position*: the pass, and in it the
+next sample the slot would read from its source (shard number and samples
+read in that shard, or ``datasets``'s own ``state_dict``). A batch carries the
+position of its last item; the positions of the batches consumed are what a
+checkpoint saves (:meth:`TrainingStream.load_state_dict` restarts there).
+A resumed slot then
+
+* sees again no sample it had yielded in that pass;
+* skips, for the rest of that pass, the samples that sat in its shuffle
+  buffer (at most ``shuffle_buffer - 1``) and in batches the loader had read
+  ahead but training had not used: these were read from the source, not
+  trained on;
+* with ``shuffle_buffer=1`` (no shuffling) and a source that repeats its
+  order, continues exactly as the uninterrupted run would have;
+* re-reads (without decoding) the samples before the position of a plain
+  iterable, which can only be read from its start;
+* restarts at the beginning of the next pass when the slots differ from the
+  checkpoint's (another number of processes or workers): the rest of the
+  interrupted pass is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+from torch.utils.data import IterableDataset, get_worker_info
+
+from .photos import UnreadableImageError
+from .shards import shard_samples
+
+_LOG = logging.getLogger(__name__)
+
+Position = dict[str, Any]
+
+
+class StreamItem(NamedTuple):
+    """One item of a stream as the loader receives it: the item, its slot and the slot's position after it."""
+
+    item: Any
+    slot: str
+    position: Position
+
+
+class StreamBatch(NamedTuple):
+    """A batch of stream items: the collated batch and the position of each slot it came from."""
+
+    batch: Any
+    positions: dict[str, Position]
+
+
+def collate_stream(items: Sequence[StreamItem], collate: Callable[[list[Any]], Any]) -> StreamBatch:
+    """Collates the items of a stream with ``collate`` and keeps each slot's last position.
+
+    Args:
+        items: ``StreamItem`` s, as :class:`TrainingStream` yields them.
+        collate: the collate function of the items themselves (``collate_images``, ``collate_views``...).
+    """
+    positions = {item.slot: item.position for item in items}
+    return StreamBatch(collate([item.item for item in items]), positions)
+
+
+class Slot(NamedTuple):
+    """Which part of the stream one ``(process, worker)`` reads: ``index`` of ``count``."""
+
+    rank: int
+    worker: int
+    workers: int
+    world_size: int
+
+    @property
+    def index(self) -> int:
+        return self.rank * self.workers + self.worker
+
+    @property
+    def count(self) -> int:
+        return self.world_size * self.workers
+
+    @property
+    def name(self) -> str:
+        return f"{self.rank}/{self.worker}"
+
+
+class _Source:
+    """How one kind of source is read by a slot: ``samples`` yields ``(raw sample, position after it)``."""
+
+    def samples(self, slot: Slot, start: Position) -> Iterator[tuple[Any, Position]]:
+        raise NotImplementedError
+
+
+class _ShardSource(_Source):
+    """Tar shards, split by shard (or, with fewer shards than slots, by sample)."""
+
+    def __init__(self, urls: list[str], seed: int, shuffle_shards: bool) -> None:
+        self.urls, self.seed, self.shuffle_shards = list(urls), seed, shuffle_shards
+
+    def _order(self, pass_: int) -> list[str]:
+        if not self.shuffle_shards:
+            return list(self.urls)
+        return [self.urls[i] for i in np.random.default_rng([self.seed, pass_]).permutation(len(self.urls))]
+
+    def samples(self, slot: Slot, start: Position) -> Iterator[tuple[Any, Position]]:
+        pass_, first, skip = start["pass"], start.get("shard", 0), start.get("read", 0)
+        order = self._order(pass_)
+        by_shard = len(order) >= slot.count
+        mine = order[slot.index :: slot.count] if by_shard else order
+        for number in range(first, len(mine)):
+            for read, sample in enumerate(shard_samples(mine[number]), start=1):
+                if number == first and read <= skip:
+                    continue
+                # With fewer shards than slots, the samples of each shard are dealt to the slots in turn.
+                if by_shard or (read - 1) % slot.count == slot.index:
+                    yield sample, {"pass": pass_, "shard": number, "read": read}
+
+
+class _HuggingFaceSource(_Source):
+    """A ``datasets.IterableDataset``: split by ``datasets`` across processes and workers, resumed from its state."""
+
+    def __init__(self, dataset: Any, rank: int, world_size: int) -> None:
+        from datasets.distributed import split_dataset_by_node
+
+        self.dataset = split_dataset_by_node(dataset, rank=rank, world_size=world_size) if world_size > 1 else dataset
+
+    def samples(self, slot: Slot, start: Position) -> Iterator[tuple[Any, Position]]:
+        pass_ = start["pass"]
+        self.dataset.set_epoch(pass_)
+        resumable = hasattr(self.dataset, "state_dict")
+        if resumable and start.get("state") is not None:
+            self.dataset.load_state_dict(start["state"])
+        for sample in self.dataset:
+            yield sample, {"pass": pass_, "state": self.dataset.state_dict() if resumable else None}
+
+
+class _IterableSource(_Source):
+    """Any iterable: every slot reads all of it and keeps every ``count``-th sample."""
+
+    def __init__(self, source: Iterable[Any]) -> None:
+        self.source = source
+
+    def samples(self, slot: Slot, start: Position) -> Iterator[tuple[Any, Position]]:
+        pass_, skip = start["pass"], start.get("read", 0)
+        for read, sample in enumerate(self.source, start=1):
+            if read > skip and (read - 1) % slot.count == slot.index:
+                yield sample, {"pass": pass_, "read": read}
+
+
+def _source_of(source: Any, rank: int, world_size: int, seed: int, shuffle_shards: bool) -> _Source:
+    if isinstance(source, str):
+        from .shards import expand_shards
+
+        return _ShardSource(expand_shards(source), seed, shuffle_shards)
+    if isinstance(source, (list, tuple)) and source and all(isinstance(u, str) for u in source):
+        return _ShardSource(list(source), seed, shuffle_shards)
+    if type(source).__module__.startswith("datasets.") and hasattr(source, "set_epoch"):
+        return _HuggingFaceSource(source, rank, world_size)
+    if not isinstance(source, Iterable):
+        raise TypeError(f"a stream's source must be shard names, a datasets.IterableDataset or an iterable, got "
+                        f"{type(source).__module__}.{type(source).__qualname__}")
+    return _IterableSource(source)
+
+
+class TrainingStream(IterableDataset):
+    """An endless, shuffled, resumable stream of one process's part of a source (see the module's notes).
+
+    Args:
+        source: tar shard names (a brace pattern such as
+            ``'shards/train-{000000..000127}.tar'`` or a list), a
+            ``datasets.IterableDataset``, or any iterable of items (a
+            ``torch.utils.data.IterableDataset``, a ``webdataset`` pipeline).
+        rank: this process's index among ``world_size``; passed in, never read
+            from the distributed state.
+        world_size: the number of processes reading the stream.
+        transform: applied in the worker to each kept sample, as
+            ``transform(sample, index, pass)`` (e.g. a
+            :class:`~byol_pytorch.data.photos.PhotoTransform`); a sample whose
+            image does not decode (``UnreadableImageError``) is logged and
+            passed over. ``None`` yields the samples as they are.
+        shuffle_buffer: samples held per slot to draw the order from; 1 keeps the source's order.
+        seed: seeds the shuffle buffers and the shard order.
+        shuffle_shards: shuffle the shard order per pass (tar shards only).
+    """
+
+    def __init__(self, source: Any, *, rank: int = 0, world_size: int = 1,
+                 transform: Callable[[Any, int, int], Any] | None = None, shuffle_buffer: int = 1000,
+                 seed: int = 0, shuffle_shards: bool = True) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        if shuffle_buffer < 1:
+            raise ValueError(f"shuffle_buffer must be at least 1 (1 keeps the source's order), got {shuffle_buffer}")
+        self.rank, self.world_size, self.transform = rank, world_size, transform
+        self.shuffle_buffer, self.seed = int(shuffle_buffer), int(seed)
+        self._source = _source_of(source, rank, world_size, self.seed, shuffle_shards)
+        self._start: dict[str, Any] = {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restarts each slot at its saved position (from the positions of consumed batches, all processes).
+
+        Args:
+            state: ``{"slots": S, "positions": {"rank/worker": position}}``, as
+                :func:`stream_state` makes it.
+        """
+        self._start = dict(state)
+
+    def _slot(self) -> Slot:
+        info = get_worker_info()
+        workers, worker = (1, 0) if info is None else (info.num_workers, info.id)
+        return Slot(self.rank, worker, workers, self.world_size)
+
+    def _start_of(self, slot: Slot) -> Position:
+        positions = self._start.get("positions", {})
+        if not positions:
+            return {"pass": 0}
+        if self._start.get("slots") != slot.count or slot.name not in positions:
+            # Another layout of slots: no position maps onto this slot's part; begin the next pass.
+            return {"pass": max(p["pass"] for p in positions.values()) + 1}
+        return dict(positions[slot.name])
+
+    def __iter__(self) -> Iterator[StreamItem]:
+        slot = self._slot()
+        start = self._start_of(slot)
+        while True:
+            yielded = 0
+            for item, position in self._shuffled(slot, start):
+                yielded += 1
+                yield StreamItem(item, slot.name, position)
+            if yielded == 0 and "read" not in start and "state" not in start and "shard" not in start:
+                # A fresh pass that gave this slot nothing: its part is empty (fewer shards than workers).
+                _LOG.warning("stream slot %s (process/worker) has no samples; it stops", slot.name)
+                return
+            start = {"pass": start["pass"] + 1}
+
+    def _shuffled(self, slot: Slot, start: Position) -> Iterator[tuple[Any, Position]]:
+        """The slot's kept samples of one pass, transformed, in shuffle-buffer order, with positions."""
+        rng = np.random.default_rng([self.seed, slot.index, start["pass"], start.get("shard", 0), start.get("read", 0)])
+        buffer: list[Any] = []
+        position = start
+        counter = 0
+        for sample, position in self._source.samples(slot, start):
+            if len(buffer) + 1 < self.shuffle_buffer:
+                buffer.append(sample)
+                continue
+            buffer.append(sample)
+            chosen = _draw(buffer, rng)
+            counter += 1
+            item = self._transformed(chosen, slot, counter, position)
+            if item is not None:
+                yield item, position
+        while buffer:
+            chosen = _draw(buffer, rng)
+            counter += 1
+            item = self._transformed(chosen, slot, counter, position)
+            if item is not None:
+                yield item, position
+
+    def _transformed(self, sample: Any, slot: Slot, counter: int, position: Position) -> Any:
+        if self.transform is None:
+            return sample
+        # A distinct index per slot and item for the loader crops' draws.
+        index = counter * slot.count + slot.index
+        try:
+            return self.transform(sample, index, position["pass"])
+        except UnreadableImageError as error:
+            key = sample.get("__key__", f"#{counter}") if isinstance(sample, dict) else f"#{counter}"
+            _LOG.warning("skipped unreadable image %s (stream slot %s): %s", key, slot.name, error.reason)
+            return None
+
+
+def _draw(buffer: list[Any], rng: np.random.Generator) -> Any:
+    """Removes and returns a uniformly drawn element of ``buffer`` (swapped to the end first: O(1))."""
+    chosen = int(rng.integers(len(buffer)))
+    buffer[chosen], buffer[-1] = buffer[-1], buffer[chosen]
+    return buffer.pop()
+
+
+def stream_state(positions: dict[str, Position], slots: int) -> dict[str, Any]:
+    """The state a checkpoint saves: the positions of the consumed batches' slots, and how many slots there were."""
+    return {"slots": int(slots), "positions": {name: dict(p) for name, p in sorted(positions.items())}}
