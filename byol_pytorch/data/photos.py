@@ -142,15 +142,20 @@ class PhotoDataset(Dataset):
         transform: what each item becomes (its size, key, label, views).
         on_unreadable: ``"next"`` or ``"return_none"``.
         names: a name per item for messages and listings (default: ``"item N"``).
+        labels: every item's label, if known without decoding (evaluation splits read it).
+
+    Attributes:
+        labels: ``LongTensor`` of the labels, or ``None``.
     """
 
     def __init__(self, source: Any, transform: PhotoTransform, on_unreadable: OnUnreadable = "next",
-                 names: list[str] | None = None) -> None:
+                 names: list[str] | None = None, labels: torch.Tensor | None = None) -> None:
         if on_unreadable not in ("next", "return_none"):
             raise ValueError(f"on_unreadable must be 'next' or 'return_none', got {on_unreadable!r}")
         if names is not None and len(names) != len(source):
             raise ValueError(f"names has {len(names)} entries for {len(source)} items; expected one per item")
         self.source, self.transform, self.on_unreadable, self.names = source, transform, on_unreadable, names
+        self.labels = labels
         # Shared memory, so that the marks and the epoch set here reach (and come back from) loader workers.
         self._unreadable = torch.zeros(len(source), dtype=torch.uint8).share_memory_()
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()

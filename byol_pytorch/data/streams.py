@@ -224,6 +224,11 @@ class TrainingStream(IterableDataset):
         """
         self._start = dict(state)
 
+    def source_samples(self) -> Iterator[Any]:
+        """The source's samples as a single slot reads them in pass 0, untransformed (to check the first one)."""
+        for sample, _ in self._source.samples(Slot(0, 0, 1, 1), {"pass": 0}):
+            yield sample
+
     def _slot(self) -> Slot:
         info = get_worker_info()
         workers, worker = (1, 0) if info is None else (info.num_workers, info.id)
