@@ -159,6 +159,7 @@ class PhotoDataset(Dataset):
         # Shared memory, so that the marks and the epoch set here reach (and come back from) loader workers.
         self._unreadable = torch.zeros(len(source), dtype=torch.uint8).share_memory_()
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
+        self._item_epoch: int | None = None
 
     @property
     def views(self) -> LoaderCrops | None:
@@ -175,6 +176,14 @@ class PhotoDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         """Sets the epoch the loader crops are drawn for (seen by running ``DataLoader`` workers)."""
         self._epoch[0] = int(epoch)
+
+    def set_item_epoch(self, epoch: int | None) -> None:
+        """Sets the epoch of the loader crops for the items this process reads next (``None``: :meth:`set_epoch`'s).
+
+        Not shared with ``DataLoader`` workers: a training loader's workers set
+        it before every item, from the epoch that comes with the item's index.
+        """
+        self._item_epoch = None if epoch is None else int(epoch)
 
     @property
     def skipped_count(self) -> int:
@@ -197,7 +206,8 @@ class PhotoDataset(Dataset):
         if self._unreadable[position]:
             return None
         try:
-            return self.transform(self.source[position], index, int(self._epoch[0]))
+            epoch = self._item_epoch if self._item_epoch is not None else int(self._epoch[0])
+            return self.transform(self.source[position], index, epoch)
         except UnreadableImageError as error:
             first = self._unreadable[position].item() == 0
             self._unreadable[position] = 1

@@ -42,6 +42,7 @@ A resumed slot then
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -211,9 +212,36 @@ class TrainingStream(IterableDataset):
         if shuffle_buffer < 1:
             raise ValueError(f"shuffle_buffer must be at least 1 (1 keeps the source's order), got {shuffle_buffer}")
         self.rank, self.world_size, self.transform = rank, world_size, transform
-        self.shuffle_buffer, self.seed = int(shuffle_buffer), int(seed)
+        self.shuffle_buffer, self.seed, self.shuffle_shards = int(shuffle_buffer), int(seed), shuffle_shards
+        self.source = source
         self._source = _source_of(source, rank, world_size, self.seed, shuffle_shards)
         self._start: dict[str, Any] = {}
+
+    def for_process(self, rank: int, world_size: int) -> TrainingStream:
+        """The same stream read by process ``rank`` of ``world_size`` (the trainer passes its own)."""
+        if (rank, world_size) == (self.rank, self.world_size):
+            return self
+        twin = TrainingStream(self.source, rank=rank, world_size=world_size, transform=self.transform,
+                              shuffle_buffer=self.shuffle_buffer, seed=self.seed, shuffle_shards=self.shuffle_shards)
+        twin._start = dict(self._start)
+        return twin
+
+    @property
+    def views(self) -> Any:
+        """The loader crops its transform draws, if it has any (``None``: whole images)."""
+        return getattr(self.transform, "views", None)
+
+    def with_views(self, views: Any) -> TrainingStream:
+        """A copy whose transform draws the two training views' crops (its transform must have ``with_views``).
+
+        Raises:
+            TypeError: the transform cannot draw views (``None``, or a function of the user's).
+        """
+        if not hasattr(self.transform, "with_views"):
+            raise TypeError(f"loader crops need a transform with with_views (a PhotoTransform), got {self.transform!r}")
+        twin = copy.copy(self)
+        twin.transform = self.transform.with_views(views)  # type: ignore[union-attr]
+        return twin
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restarts each slot at its saved position (from the positions of consumed batches, all processes).
