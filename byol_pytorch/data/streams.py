@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -55,19 +55,35 @@ from .stream_sources import Position, Slot, source_of
 
 _LOG = logging.getLogger(__name__)
 
+
 class StreamItem(NamedTuple):
-    """One item of a stream as the loader receives it: the item, its slot and the slot's position after it."""
+    """One item of a stream as the loader receives it.
+
+    Attributes:
+        item: the sample, transformed.
+        slot: ``"rank/worker"`` of the slot that read it.
+        position: the slot's position after it (what a resume restarts from).
+        key: the sample's ``__key__`` (shards, dict items that have one), else ``None``.
+    """
 
     item: Any
     slot: str
     position: Position
+    key: str | None = None
 
 
 class StreamBatch(NamedTuple):
-    """A batch of stream items: the collated batch and the position of each slot it came from."""
+    """A batch of stream items.
+
+    Attributes:
+        batch: the items collated.
+        positions: the position of each slot the items came from, after its last item.
+        keys: ``(key, pass)`` of each item, in batch order (``key`` ``None`` where samples have none).
+    """
 
     batch: Any
     positions: dict[str, Position]
+    keys: list[tuple[str | None, int]]
 
 
 def collate_stream(items: Sequence[StreamItem], collate: Callable[[list[Any]], Any]) -> StreamBatch:
@@ -78,7 +94,8 @@ def collate_stream(items: Sequence[StreamItem], collate: Callable[[list[Any]], A
         collate: the collate function of the items themselves (``collate_images``, ``collate_views``...).
     """
     positions = {item.slot: item.position for item in items}
-    return StreamBatch(collate([item.item for item in items]), positions)
+    keys = [(item.key, int(item.position["pass"])) for item in items]
+    return StreamBatch(collate([item.item for item in items]), positions, keys)
 
 
 class TrainingStream(IterableDataset):
@@ -174,17 +191,17 @@ class TrainingStream(IterableDataset):
         start = self._start_of(slot)
         while True:
             yielded = 0
-            for item, position in self._shuffled(slot, start):
+            for item, key, position in self._shuffled(slot, start):
                 yielded += 1
-                yield StreamItem(item, slot.name, position)
+                yield StreamItem(item, slot.name, position, key)
             if yielded == 0 and "read" not in start and "state" not in start and "shard" not in start:
                 # A fresh pass that gave this slot nothing: its part is empty (fewer shards than workers).
                 _LOG.warning("stream slot %s (process/worker) has no samples; it stops", slot.name)
                 return
             start = {"pass": start["pass"] + 1}
 
-    def _shuffled(self, slot: Slot, start: Position) -> Iterator[tuple[Any, Position]]:
-        """The slot's kept samples of one pass, transformed, in shuffle-buffer order, with positions."""
+    def _shuffled(self, slot: Slot, start: Position) -> Iterator[tuple[Any, str | None, Position]]:
+        """The slot's kept samples of one pass, transformed, in shuffle-buffer order, with keys and positions."""
         rng = np.random.default_rng([self.seed, slot.index, start["pass"], start.get("shard", 0), start.get("read", 0)])
         buffer: list[Any] = []
         position = start
@@ -198,13 +215,13 @@ class TrainingStream(IterableDataset):
             counter += 1
             item = self._transformed(chosen, slot, counter, position)
             if item is not None:
-                yield item, position
+                yield item, _key_of(chosen), position
         while buffer:
             chosen = _draw(buffer, rng)
             counter += 1
             item = self._transformed(chosen, slot, counter, position)
             if item is not None:
-                yield item, position
+                yield item, _key_of(chosen), position
 
     def _transformed(self, sample: Any, slot: Slot, counter: int, position: Position) -> Any:
         if self.transform is None:
@@ -214,9 +231,13 @@ class TrainingStream(IterableDataset):
         try:
             return self.transform(sample, index, position["pass"])
         except UnreadableImageError as error:
-            key = sample.get("__key__", f"#{counter}") if isinstance(sample, dict) else f"#{counter}"
+            key = _key_of(sample) or f"#{counter}"
             _LOG.warning("skipped unreadable image %s (stream slot %s): %s", key, slot.name, error.reason)
             return None
+
+
+def _key_of(sample: Any) -> str | None:
+    return str(sample["__key__"]) if isinstance(sample, Mapping) and "__key__" in sample else None
 
 
 def _draw(buffer: list[Any], rng: np.random.Generator) -> Any:
