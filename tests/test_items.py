@@ -80,3 +80,9 @@ def test_check_first_item_refuses_what_holds_no_image(dataset: object, message: 
 def test_check_first_item_accepts_every_image_kind() -> None:
     for item in (torch.rand(3, 4, 4), np.zeros((4, 4, 3), np.uint8), photo(1), (photo(2), 1), {"image": photo(3)}):
         assert check_first_item([item]) is not None
+
+
+def test_webdataset_samples_find_their_image_among_other_bytes() -> None:
+    # A raw WebDataset sample: the label and the metadata are bytes too, but do not begin as an image file does.
+    data = jpeg_bytes(photo(0))
+    assert image_of({"__key__": "000000", "jpg": data, "cls": b"3", "json": b'{"a": 1}'}) is data

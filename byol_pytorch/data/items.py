@@ -24,15 +24,21 @@ from ..errors import NoImageInItemError
 
 # The key a dict item's image is looked up under first (Hugging Face's image columns are mostly "image").
 IMAGE_KEY = "image"
+# How encoded image files begin (JPEG, PNG, GIF, BMP, TIFF both byte orders; WebP is RIFF....WEBP), so that
+# a WebDataset sample's b"3" label or JSON is not taken for its image.
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
 
 def is_image_like(value: Any) -> bool:
     """Whether ``value`` can be an image: a tensor, PIL image, array, encoded file bytes or an undecoded HF image.
 
-    Hugging Face's ``Image(decode=False)`` columns hold ``{"bytes": ..., "path": ...}``.
+    Bytes count when they begin as a JPEG, PNG, WebP, GIF, BMP or TIFF file
+    does; Hugging Face's ``Image(decode=False)`` columns hold ``{"bytes": ..., "path": ...}``.
     """
-    if isinstance(value, (Image.Image, bytes, bytearray, memoryview)):
+    if isinstance(value, Image.Image):
         return True
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value[:12]).startswith(_IMAGE_SIGNATURES) or bytes(value[8:12]) == b"WEBP"
     if isinstance(value, (torch.Tensor, np.ndarray)):
         return value.ndim in (2, 3)
     return isinstance(value, Mapping) and ("bytes" in value or "path" in value) and set(value) <= {"bytes", "path"}
