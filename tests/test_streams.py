@@ -144,3 +144,14 @@ def test_bad_arguments_are_named() -> None:
         TrainingStream(_Numbers(2), shuffle_buffer=0)
     with pytest.raises(TypeError, match="got builtins.int"):
         TrainingStream(3)
+
+
+def test_progress_keeps_the_consumed_positions_and_merges_processes() -> None:
+    from byol_pytorch.data.streams import StreamBatch, StreamProgress, merge_states
+
+    ranks = [StreamProgress(slots=4), StreamProgress(slots=4)]
+    assert ranks[0].consume(StreamBatch("b", {"0/0": {"pass": 0, "read": 3}}, [])) == "b"
+    ranks[0].consume(StreamBatch("c", {"0/0": {"pass": 0, "read": 5}}, []))
+    ranks[1].consume(StreamBatch("d", {"1/1": {"pass": 1, "read": 1}}, []))
+    assert merge_states([r.state_dict() for r in ranks]) == {
+        "slots": 4, "positions": {"0/0": {"pass": 0, "read": 5}, "1/1": {"pass": 1, "read": 1}}}

@@ -250,3 +250,33 @@ def _draw(buffer: list[Any], rng: np.random.Generator) -> Any:
 def stream_state(positions: dict[str, Position], slots: int) -> dict[str, Any]:
     """The state a checkpoint saves: the positions of the consumed batches' slots, and how many slots there were."""
     return {"slots": int(slots), "positions": {name: dict(p) for name, p in sorted(positions.items())}}
+
+
+class StreamProgress:
+    """Where a process's stream stands: the positions of the batches training consumed (main loop side).
+
+    Args:
+        slots: slots of all processes (``world_size x max(num_workers, 1)``), saved with the positions.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.slots = int(slots)
+        self.positions: dict[str, Position] = {}
+
+    def consume(self, batch: StreamBatch) -> Any:
+        """Records a batch's positions as consumed; returns its collated items."""
+        self.positions.update(batch.positions)
+        return batch.batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """This process's part of the stream's state (merge the processes' with :func:`merge_states`)."""
+        return stream_state(self.positions, self.slots)
+
+
+def merge_states(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One stream state from every process's (their slots are disjoint)."""
+    merged: dict[str, Position] = {}
+    for state in states:
+        merged.update(state.get("positions", {}))
+    return stream_state(merged, states[0]["slots"] if states else 0)
+
