@@ -75,9 +75,12 @@ class _ShardSource(Source):
 class _HuggingFaceSource(Source):
     """A ``datasets.IterableDataset``: split by ``datasets`` across processes and workers, resumed from its state."""
 
-    def __init__(self, dataset: Any, rank: int, world_size: int) -> None:
+    def __init__(self, dataset: Any, rank: int, world_size: int, undecoded: bool) -> None:
         from datasets.distributed import split_dataset_by_node
 
+        if undecoded and hasattr(dataset, "decode"):
+            # Images stay encoded in the shuffle buffer (a tenth of the memory); only the samples kept are decoded.
+            dataset = dataset.decode(False)
         self.dataset = split_dataset_by_node(dataset, rank=rank, world_size=world_size) if world_size > 1 else dataset
 
     def samples(self, slot: Slot, start: Position) -> Iterator[tuple[Any, Position]]:
@@ -103,13 +106,14 @@ class _IterableSource(Source):
                 yield sample, {"pass": pass_, "read": read}
 
 
-def source_of(source: Any, rank: int, world_size: int, seed: int, shuffle_shards: bool) -> Source:
+def source_of(source: Any, rank: int, world_size: int, seed: int, shuffle_shards: bool, undecoded: bool) -> Source:
+    """The reader of ``source`` for one process; ``undecoded``: a ``datasets`` source may yield its images encoded."""
     if isinstance(source, str):
         return _ShardSource(expand_shards(source), seed, shuffle_shards)
     if isinstance(source, (list, tuple)) and source and all(isinstance(u, str) for u in source):
         return _ShardSource(list(source), seed, shuffle_shards)
     if type(source).__module__.startswith("datasets.") and hasattr(source, "set_epoch"):
-        return _HuggingFaceSource(source, rank, world_size)
+        return _HuggingFaceSource(source, rank, world_size, undecoded)
     if not isinstance(source, Iterable):
         raise TypeError(f"a stream's source must be shard names, a datasets.IterableDataset or an iterable, got "
                         f"{type(source).__module__}.{type(source).__qualname__}")

@@ -50,7 +50,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .photos import UnreadableImageError
+from .photos import PhotoTransform, UnreadableImageError
 from .stream_sources import Position, Slot, source_of
 
 _LOG = logging.getLogger(__name__)
@@ -129,7 +129,9 @@ class TrainingStream(IterableDataset):
         self.rank, self.world_size, self.transform = rank, world_size, transform
         self.shuffle_buffer, self.seed, self.shuffle_shards = int(shuffle_buffer), int(seed), shuffle_shards
         self.source = source
-        self._source = source_of(source, rank, world_size, self.seed, shuffle_shards)
+        # Our own transform decodes encoded images itself; another callable gets the samples as the source makes them.
+        self._source = source_of(source, rank, world_size, self.seed, shuffle_shards,
+                                 undecoded=isinstance(transform, PhotoTransform))
         self._start: dict[str, Any] = {}
 
     def for_process(self, rank: int, world_size: int) -> TrainingStream:
