@@ -128,3 +128,15 @@ def test_sources_without_images_or_labels_are_refused(sources: dict[str, str], t
                         f"--eval-data {table} has no label column 'label'; its columns are ['picture', 'kind']",
                         "--label-column")
     assert not (tmp_path / "run").exists()
+
+
+def test_missing_or_imageless_shards_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ["--out", str(tmp_path / "run")]
+    pattern = write_shards(tmp_path / "shards", 2, 2)
+    missing = pattern.replace("000001}", "000003}")
+    _assert_usage_error(main(["train", *SHORT, "--data", missing, *out]), capsys,
+                        "2 of the 4 shards do not exist, the first", "train-000002.tar")
+    texts = write_shards(tmp_path / "texts", 1, 2, extension="txt")
+    _assert_usage_error(main(["train", *SHORT, "--data", texts, *out]), capsys,
+                        "no sample of the shards holds an image (.jpg, .jpeg, .png or .webp)")
+    assert not (tmp_path / "run").exists()

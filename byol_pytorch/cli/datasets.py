@@ -68,8 +68,11 @@ def training_set(data: str | None, image_size: int, *, batch_size: int, rank: in
     if data is None:
         train_set: Dataset | TrainingStream = DigitsDataset(image_size, split="train")
     elif source_kind_or_error(data, "--data") == "shards":
-        train_set = training_images(data, image_size, rank=rank, world_size=world_size, seed=seed,
-                                    shuffle_buffer=shuffle_buffer)
+        try:
+            train_set = training_images(data, image_size, rank=rank, world_size=world_size, seed=seed,
+                                        shuffle_buffer=shuffle_buffer)
+        except SourceError as err:
+            raise CLIError(f"--data {first_line(err)}") from err
         _check_stream(train_set, data)
         return train_set
     else:
@@ -90,10 +93,10 @@ def source_kind_or_error(data: str, flag: str) -> str:
 
 def _check_stream(stream: TrainingStream, data: str) -> None:
     """Reads the first sample of the shards, so that shards without images are refused before training."""
-    try:
-        check_first_item(stream.source_samples())
-    except (ValueError, FileNotFoundError, OSError) as err:
-        raise CLIError(f"--data {data}: {first_line(err)}") from err
+    samples = stream.source_samples()
+    if next(samples, None) is None:
+        raise CLIError(f"--data {data}: no sample of the shards holds an image (.jpg, .jpeg, .png or .webp); "
+                       "each shard that could not be read was named above")
 
 
 def image_count(images: Dataset | TrainingStream) -> str:

@@ -176,9 +176,18 @@ def training_images(data: str, image_size: ImageSize, *, rank: int = 0, world_si
         image_key: the image's key or column (Hugging Face data).
         seed: the stream's shuffle seed.
         shuffle_buffer: samples per loader worker the stream's order is drawn from.
+
+    Raises:
+        SourceError: local shards that do not exist, or what :func:`indexed_images` raises.
     """
     if source_kind(data) == "shards":
-        return TrainingStream(expand_shards(data), rank=rank, world_size=world_size, seed=seed,
+        urls = expand_shards(data)
+        # Local shards are checked here; remote ones (a URL, 'pipe:...') are webdataset's to open.
+        missing = [url for url in urls if "://" not in url and not url.startswith("pipe:") and not os.path.isfile(url)]
+        if missing:
+            raise SourceError(f"{data}: {len(missing)} of the {len(urls)} shards do not exist, the first "
+                              f"{missing[0]!r}", data)
+        return TrainingStream(urls, rank=rank, world_size=world_size, seed=seed,
                               transform=PhotoTransform(image_size, image_key="image"), shuffle_buffer=shuffle_buffer)
     return indexed_images(data, image_size, labelled=False, image_key=image_key, on_unreadable="next")
 
