@@ -154,23 +154,44 @@ def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
+def _is_torch_file(path: Path) -> bool:
+    """Whether ``path`` starts as ``torch.save`` writes: a zip archive, or (before torch 1.6) a pickle."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def _unsupported_global(err: Exception) -> str:
+    """The class or function torch refused to unpickle, from its error message ('' if it names none)."""
+    match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+    return f" ({match[1]})" if match else ""
+
+
 def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     """Loads a checkpoint with ``weights_only=True``: tensors and plain containers only.
 
     Raises:
-        CheckpointError: the file is truncated or corrupt, or holds pickled objects
-            (which would run code on load); the message names the file and,
-            for a training checkpoint, the previous intact one.
+        CheckpointError: the file is not a torch file at all, is truncated or
+            corrupt, or holds pickled objects (which would run code on load);
+            the message names the file and, for a training checkpoint, the
+            previous intact one.
     """
     path = Path(path)
     try:
+        if path.is_file() and not _is_torch_file(path):
+            raise CheckpointError(f"{path} is not a file written by torch.save (neither a zip archive nor a "
+                                  "pickle); pass a checkpoint-*.pt, net.pt or net.safetensors", path)
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):  # not a refused class: the pickle itself is damaged
+            raise CheckpointError(f"checkpoint {path} is corrupt: its pickle does not parse", path) from err
         raise CheckpointError(
-            f"refusing to load {path}: it holds objects other than tensors and plain containers, "
-            f"and loading them would execute pickled code ({str(err).splitlines()[0]})", path
+            f"refusing to load {path}: it holds Python objects other than tensors and plain containers"
+            f"{_unsupported_global(err)}, and loading them would run code stored in the file", path
         ) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
+        if isinstance(err, CheckpointError):
+            raise
         message = f"checkpoint {path} is corrupt or truncated ({str(err).splitlines()[0]})"
         previous = [p for p in list_checkpoints(path.parent) if p.name < path.name]
         if previous:

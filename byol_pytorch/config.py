@@ -90,6 +90,9 @@ class TrainerConfig:
     resume: bool | str = _option(False, "continue the run in output_dir from its latest intact checkpoint, or "
                                  "from PATH (a checkpoint or run folder)")
     seed: int = _option(0, "seed of the initial weights, batches and augmentations")
+    handle_signals: bool = _option(
+        True, "on SIGTERM, SIGINT or SIGUSR1 finish the step, save a checkpoint of it and stop with exit status "
+        "128 + the signal's number (143, 130, 138); a second signal stops at once")
     log_every: int = _option(10, "steps between lines of metrics.jsonl")
     log_with: str | None = _option(None, "accelerate tracker: tensorboard, wandb, ...")
     knn_every: int = _option(0, "steps between kNN accuracy checks on the evaluation images (0: never)")

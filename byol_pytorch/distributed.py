@@ -66,16 +66,20 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def gather_rng_states(accelerator: Any) -> list[dict[str, Any]]:
-    """:func:`capture_rng_state` of every process, in process order (a collective: all processes call it).
+    """:func:`capture_rng_state` of every process, in process order (a collective: all processes call it)."""
+    return gather_objects(accelerator, capture_rng_state())
 
-    The states travel as serialised bytes in one tensor gather (object
+
+def gather_objects(accelerator: Any, obj: Any) -> list[Any]:
+    """Every process's ``obj`` (tensors and plain containers), in process order (a collective).
+
+    The objects travel as serialised bytes in one tensor gather (object
     gathering pickles storages, which fails across processes here).
     """
-    state = capture_rng_state()
     if accelerator.num_processes == 1:
-        return [state]
+        return [obj]
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save(obj, buffer)
     data = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8).to(accelerator.device)
     lengths = accelerator.gather(torch.tensor([data.numel()], device=accelerator.device)).tolist()
     padded = torch.zeros(max(lengths), dtype=torch.uint8, device=accelerator.device)

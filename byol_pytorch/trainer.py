@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import os
 import time
 import warnings
@@ -17,29 +15,33 @@ from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataPara
 from accelerate.utils import set_seed
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from .checkpoint import (
-    atomic_save,
-    checkpoint_name,
-    list_checkpoints,
-    prune_checkpoints,
-    remove_stale_temporaries,
-    safe_load,
-)
+from .checkpoint import atomic_save, checkpoint_name, list_checkpoints, prune_checkpoints, remove_stale_temporaries
 from .config import TrainerConfig
-from .data import CroppedViews, ImageFolderDataset, LoaderCrops, collate_images, collate_views
-from .data.gpu_decode import EncodedBatch, collate_encoded, decode_views
+from .data import ImageFolderDataset, LoaderCrops
+from .data.pipeline import LearnerInput, TrainingData
 from .devices import default_num_workers, resolve_mixed_precision
-from .distributed import broadcast_bytes, convert_sync_batchnorm, gather_rng_states, restore_rng_state
-from .errors import CheckpointError, DiskFullError
+from .distributed import convert_sync_batchnorm, gather_objects, gather_rng_states
+from .errors import DiskFullError
 from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
 from .export import save_network
 from .health import check_state_finite
 from .model import BYOL
+from .metrics import set_aside_records_after
 from .optim import build_optimizer, optimizer_class, scaled_learning_rate, warmup_cosine
+from .preemption import StopAgreement, StopSignals, TrainingStopped
 from .probe import OnlineProbe, count_classes
 from .run_log import RunLogger
+from .run_state import (
+    RunLayout,
+    checkpoint_contents,
+    find_resume_point,
+    load_contents,
+    restore_process_state,
+    resume_changes,
+    start_position,
+)
 from .trackers import check_trackers
 from .trainer_kwargs import (
     BYOL_CONFIG_FIELDS,
@@ -115,8 +117,12 @@ class BYOLTrainer:
         learner: the :class:`BYOL` module being trained.
         net: the user's network (the learner's online encoder shares its weights).
         optimizer, scheduler: built with the trainer; checkpointed with the run.
-        step: optimiser steps done. ``epoch`` and ``batch_in_epoch`` say where
-            in the data the next batch comes from.
+        step: optimiser steps done; ``start_step``: the step this call of the
+            trainer started (or resumed) from.
+        images_seen: images all processes have taken from the data so far (the
+            place in the data a checkpoint records); ``epoch`` and
+            ``batch_in_epoch`` follow from it.
+        data: the :class:`~byol_pytorch.data.pipeline.TrainingData` that feeds the learner.
         history: every record written to ``metrics.jsonl``, also on processes
             that write no file.
         prepared_model: the learner as ``accelerator.prepare`` wrapped it
@@ -183,12 +189,12 @@ class BYOLTrainer:
         self.optimizer_klass = optimizer_klass
         self.optimizer = self._build_optimizer()
         self.scheduler = self._build_scheduler(self.optimizer)
-        self.step = self.epoch = self.batch_in_epoch = 0
+        self.step = self.start_step = self.images_seen = 0
         self.history: list[dict[str, Any]] = []
         self.data_wait_s = 0.0
         self.probe: OnlineProbe | None = None
         self.prepared_model: nn.Module | None = None
-        self.train_dataset = self._training_dataset()
+        self.data = self._training_data()
 
     # -- set-up ------------------------------------------------------------------
 
@@ -262,22 +268,16 @@ class BYOLTrainer:
 
         return LambdaLR(optimizer, factor)
 
-    def _training_dataset(self) -> Dataset:
-        """The dataset as training reads it: folders crop in the loader (a copy; the user's is left as it is)."""
-        dataset = self.dataset
-        if (self.config.loader_crops and isinstance(dataset, ImageFolderDataset) and dataset.views is None
+    def _loader_crops(self) -> LoaderCrops | None:
+        """The crops the loader workers draw: for an image folder with the built-in views (see ``loader_crops``)."""
+        dataset, c = self.dataset, self.config
+        if (c.loader_crops and isinstance(dataset, ImageFolderDataset) and dataset.views is None
                 and self.learner.takes_views):
-            crops = LoaderCrops(self.learner.crop_spec, seed=self.config.seed, encoded_jpegs=self.config.gpu_decode)
-            return dataset.with_views(crops)
-        if self.config.gpu_decode:
+            return LoaderCrops(self.learner.crop_spec, seed=c.seed, encoded_jpegs=c.gpu_decode)
+        if c.gpu_decode:
             warnings.warn("gpu_decode applies to an ImageFolderDataset with loader_crops and the built-in "
-                          "augmentation; this run decodes in the loader as usual", stacklevel=3)
-        return dataset
-
-    @property
-    def _encoded(self) -> bool:
-        views = getattr(self.train_dataset, "views", None)
-        return views is not None and views.encoded_jpegs
+                          "augmentation; this run decodes in the loader as usual", stacklevel=4)
+        return None
 
     @property
     def num_workers(self) -> int:
@@ -289,43 +289,37 @@ class BYOLTrainer:
         per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", acc.num_processes))
         return default_num_workers(acc.device.type, per_machine)
 
-    def _dataloader(self) -> DataLoader:
-        c, processes = self.config, self.accelerator.num_processes
-        if len(self.dataset) < c.batch_size * processes:
-            raise ValueError(f"the dataset has {len(self.dataset)} images, fewer than one batch "
-                             f"({c.batch_size} per process x {processes} processes)")
-        views = getattr(self.train_dataset, "views", None)
-        workers = self.num_workers
-        collate = collate_images if views is None else collate_encoded if views.encoded_jpegs else collate_views
-        loader = DataLoader(
-            self.train_dataset, batch_size=c.batch_size, shuffle=True, drop_last=True, collate_fn=collate,
-            num_workers=workers, pin_memory=self.accelerator.device.type == "cuda",
-            persistent_workers=workers > 0, generator=torch.Generator().manual_seed(c.seed),
-        )
-        batches, in_flight = len(loader) // processes, workers * (loader.prefetch_factor or 0)
-        # Measured on an H200: 4 batches of 256 an epoch for 15 workers, and 75 % of the loop waited.
-        if batches < in_flight and self.accelerator.is_main_process:
-            held = f"{batches} batch{'es' if batches != 1 else ''}"
-            warnings.warn(f"an epoch holds {held} per process, fewer than the {in_flight} that {workers} loader "
-                          "workers keep in flight; a loader does not read ahead into the next epoch, so each "
-                          "epoch starts with the step waiting for data. More images or a smaller batch_size keep "
-                          "it fed", stacklevel=5)  # the caller's trainer()
-        return loader
+    def _training_data(self) -> TrainingData:
+        acc = self.accelerator
+        return TrainingData(self.dataset, batch_size=self.config.batch_size, num_processes=acc.num_processes,
+                            process_index=acc.process_index, seed=self.config.seed, num_workers=self.num_workers,
+                            device=acc.device, crops=self._loader_crops(), image_size=self.learner.image_size)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next batch comes from."""
+        return self.images_seen // len(self.dataset)
+
+    @property
+    def batch_in_epoch(self) -> int:
+        """Batches of all processes together taken from the current epoch."""
+        return self.images_seen % len(self.dataset) // (self.config.batch_size * self.accelerator.num_processes)
+
+    @property
+    def layout(self) -> RunLayout:
+        """Processes, batch and schedule of this run, as its checkpoints record them."""
+        c = self.config
+        return RunLayout(self.accelerator.num_processes, c.batch_size, c.gradient_accumulation_steps,
+                         float(self.scheduler.base_lrs[0]), c.num_train_steps)
 
     # -- checkpoints ---------------------------------------------------------------
 
-    def _state(self, rng: list[dict[str, Any]]) -> dict[str, Any]:
-        state = {
-            "format": 2, "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "learner": self.learner.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "rng": rng[0], "rng_per_process": rng,
-            "config": {k: v for k, v in self.config.to_dict().items() if isinstance(v, (int, float, str, bool))},
-        }
-        if self.accelerator.scaler is not None:
-            state["scaler"] = self.accelerator.scaler.state_dict()
-        if self.probe is not None:
-            state["probe"] = self.probe.state_dict()
-        return state
+    def _contents(self, rng: list[dict[str, Any]], buffers: list[dict[str, Any]] | None) -> dict[str, Any]:
+        return checkpoint_contents(
+            step=self.step, images_seen=self.images_seen, learner=self.learner, optimizer=self.optimizer,
+            scheduler=self.scheduler, scaler=self.accelerator.scaler,
+            probe=self.probe.state_dict() if self.probe is not None else None, config=self.config.to_dict(),
+            rng=rng, buffers=buffers, layout=self.layout)
 
     def sync_buffers(self) -> None:
         """Averages batch-norm running statistics over processes (online and target).
@@ -351,132 +345,63 @@ class BYOLTrainer:
             NonFiniteStateError: a tensor of the state is not finite; nothing is written.
             DiskFullError: the disk filled up; what was saved before is intact.
         """
+        return self._save(stopping=False)
+
+    def _save(self, stopping: bool) -> Path | None:
+        """:meth:`save_checkpoint`; when ``stopping``, each process's own batch-norm statistics are kept too.
+
+        An uninterrupted run averages the statistics only at its checkpoints;
+        a run resumed from a stop between two of them puts back each process's
+        own, and goes on exactly as if it had not stopped.
+        """
+        own = None
+        if stopping and self.accelerator.num_processes > 1:
+            own = {k: b.detach().cpu().clone() for k, b in self.learner.named_buffers() if b.is_floating_point()}
         self.sync_buffers()
         check_state_finite(self.net, self.learner, self.optimizer, self.step, self.output_dir, self.accelerator)
         # Every process draws its own augmentations: each one's generators are saved, so that a
         # resumed multi-process run continues exactly as an uninterrupted one.
         rng = gather_rng_states(self.accelerator)
+        buffers = gather_objects(self.accelerator, own) if own is not None else None
         if not self.accelerator.is_main_process:
             return None
-        path = atomic_save(self._state(rng), self.output_dir / checkpoint_name(self.step))
+        path = atomic_save(self._contents(rng, buffers), self.output_dir / checkpoint_name(self.step))
         save_network(self.net.state_dict(), self.output_dir)
         prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
         return path
 
-    def _resume_path(self) -> Path | None:
-        resume = self.config.resume
-        if not resume:
-            return None
-        if resume is True or resume == "latest":
-            return self._newest_intact(self.output_dir)
-        path = Path(resume)
-        if path.is_dir():
-            if not list_checkpoints(path):
-                raise FileNotFoundError(f"no checkpoint-*.pt in {path} to resume from")
-            return self._newest_intact(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"resume checkpoint {path} does not exist")
-        return path
-
-    @staticmethod
-    def _newest_intact(folder: Path) -> Path | None:
-        """The newest checkpoint in ``folder`` that loads; a corrupt newer one is named in a warning."""
-        for path in reversed(list_checkpoints(folder)):
-            try:
-                safe_load(path, map_location="meta")
-            except CheckpointError as err:
-                warnings.warn(f"skipping {path}: {str(err).split(';')[0]}", stacklevel=3)
-                continue
-            return path
-        return None
-
-    def _shared_resume(self) -> tuple[Path | None, dict[str, Any] | None]:
-        """The checkpoint to resume from and its contents, the same on every process.
-
-        The main process alone looks at the run folder and decides; the file's
-        bytes are then broadcast, so machines that do not share its filesystem
-        resume from the same step with the same state (every process's random
-        state included) instead of starting over.
-
-        Raises:
-            FileNotFoundError: the checkpoint asked for does not exist (on every process).
-            CheckpointError: the checkpoint asked for is corrupt (on every process).
-        """
-        if not self.config.resume:
-            return None, None
-        acc = self.accelerator
-        decision: dict[str, Any] = {}
-        data = None
-        if acc.is_main_process:
-            try:
-                path = self._resume_path()
-            except FileNotFoundError as err:
-                decision = {"error": "FileNotFoundError", "message": str(err)}
-            except CheckpointError as err:
-                decision = {"error": "CheckpointError", "message": str(err), "path": str(err.path)}
-            else:
-                decision = {"path": None if path is None else str(path)}
-                if path is not None and acc.num_processes > 1:
-                    data = path.read_bytes()
-        if acc.num_processes > 1:
-            decision = json.loads(broadcast_bytes(acc, json.dumps(decision).encode()))
-        if decision.get("error") == "FileNotFoundError":
-            raise FileNotFoundError(decision["message"])
-        if decision.get("error") == "CheckpointError":
-            raise CheckpointError(decision["message"], decision["path"])
-        if decision["path"] is None:
-            return None, None
-        path = Path(decision["path"])
-        if acc.num_processes == 1:
-            return path, safe_load(path)
-        # Every process, the main one included, loads the very bytes that were sent.
-        data = broadcast_bytes(acc, data)
-        return path, torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-
-    def _load(self, state: dict[str, Any]) -> None:
-        """Puts the run where ``state`` (a checkpoint's contents) left it; the learner is already on its device."""
-        self.learner.load_state_dict(state["learner"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if "scheduler" in state:
-            self.scheduler.load_state_dict(state["scheduler"])
-        else:  # format 1: the schedule is a function of the step
-            self.scheduler.last_epoch = int(state["step"]) - 1
-            self.scheduler.step()
-        if "scaler" in state and self.accelerator.scaler is not None:
-            self.accelerator.scaler.load_state_dict(state["scaler"])
-        restore_rng_state(self._own_rng_state(state))
-        self.step, self.epoch = int(state["step"]), int(state["epoch"])
-        self.batch_in_epoch = int(state["batch_in_epoch"])
-
-    def _own_rng_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        per_process = state.get("rng_per_process")
-        processes, index = self.accelerator.num_processes, self.accelerator.process_index
-        if per_process is not None and len(per_process) == processes:
-            return per_process[index]
-        if processes > 1:
-            saved = len(per_process) if per_process is not None else 1
-            warnings.warn(f"the checkpoint holds random states of {saved} process(es), this run has {processes}; "
-                          "every process continues from the first one's, so the augmentations differ from an "
-                          "uninterrupted run", stacklevel=3)
-        return state["rng"]
-
     # -- training ------------------------------------------------------------------
 
     def __call__(self) -> nn.Module:
-        """Trains for ``num_train_steps`` optimiser steps and returns the improved network."""
+        """Trains for ``num_train_steps`` optimiser steps and returns the improved network.
+
+        Raises:
+            TrainingStopped: SIGTERM, SIGINT or SIGUSR1 arrived (with ``handle_signals``, the default): the
+                step in progress finished and a checkpoint of it was saved. It is a ``SystemExit``: uncaught,
+                the script ends quietly with status 128 + the signal's number (143, 130, 138).
+        """
         set_seed(self.config.seed, device_specific=True)
-        with self._placed_for_training() as (model, optimizer, loader):
+        signals = StopSignals(self.config.handle_signals)
+        with signals.installed(), self._placed_for_training() as (model, optimizer):
             resume_state = self._resume()
+            self.start_step = self.step
             self.probe = self._build_probe((resume_state or {}).get("probe"))
+            agreement = StopAgreement(signals, self.accelerator.num_processes)
+            agreement.start()
             logger = RunLogger(self.accelerator, self.config, self.output_dir, self.learner.representation_dim,
                                self.history, start_step=self.step)
             try:
-                self._train(model, optimizer, loader, logger)
+                self._train(model, optimizer, logger, agreement)
+                agreement.close()
             except DiskFullError as err:
                 intact = list_checkpoints(self.output_dir)
                 resume = (f"the last intact checkpoint is {intact[-1]}; free some space and resume from it"
                           if intact else "no checkpoint of this run was written yet")
                 raise DiskFullError(f"{err} at step {self.step}; {resume}", err.path) from err
+            except TrainingStopped:
+                agreement.close()
+                self.accelerator.end_training()
+                raise
             finally:
                 self.data_wait_s = logger.total_wait
                 logger.close(self.step)
@@ -485,8 +410,8 @@ class BYOLTrainer:
         return self.net
 
     @contextlib.contextmanager
-    def _placed_for_training(self) -> Iterator[tuple[nn.Module, Any, Any]]:
-        """The learner, optimiser and loader as Accelerate prepared them; the network's own state comes back after.
+    def _placed_for_training(self) -> Iterator[tuple[nn.Module, Any]]:
+        """The learner and optimiser as Accelerate prepared them; the network's own state comes back after.
 
         While training, the network's batch norms may be SyncBatchNorm (several
         GPUs) and its weights channels-last on the training device; afterwards
@@ -500,19 +425,15 @@ class BYOLTrainer:
         if c.channels_last:
             self.learner.to(memory_format=torch.channels_last)
         try:
-            loader = self._dataloader()
             if acc.is_main_process:
                 for stale in remove_stale_temporaries(self.output_dir):
                     acc.print(f"removed {stale}, left by a process killed while saving")
-            if self._encoded:  # compressed files stay on the host: the decoder reads them from there
-                model, optimizer = acc.prepare(self.learner, self.optimizer)
-                loader = acc.prepare_data_loader(loader, device_placement=False)
-            else:
-                model, optimizer, loader = acc.prepare(self.learner, self.optimizer, loader)
+            # The loader is not given to Accelerate: TrainingData shards it by process itself.
+            model, optimizer = acc.prepare(self.learner, self.optimizer)
             self.prepared_model = model
             if acc.num_processes > 1:
                 self._broadcast_network()
-            yield (torch.compile(model) if c.compile else model), optimizer, loader
+            yield (torch.compile(model) if c.compile else model), optimizer
         finally:
             if restore_bn is not None:
                 restore_bn()
@@ -535,56 +456,75 @@ class BYOLTrainer:
                 tensor.copy_(shared)
 
     def _resume(self) -> dict[str, Any] | None:
-        """Loads the checkpoint that ``resume`` names, if any; returns its contents."""
-        acc = self.accelerator
-        resume_from, state = self._shared_resume()
+        """Loads the checkpoint that ``resume`` names, if any; returns its contents.
+
+        Says in one line (main process) what it resumed, or that there was nothing
+        to resume; records of ``metrics.jsonl`` past the resumed step, written by
+        the run that stopped, are set aside so that each step appears once.
+        """
+        acc, c = self.accelerator, self.config
+        resume_from, state, notes = find_resume_point(acc, c.resume, self.output_dir)
+        if acc.is_main_process:
+            for note in notes:
+                warnings.warn(note, stacklevel=4)
         if state is not None:
-            self._load(state)
+            saved_step = int(state["step"])
+            changes = resume_changes(state, self.layout, c.optimizer if self.optimizer_klass is None else "")
+            load_contents(state, learner=self.learner, optimizer=self.optimizer, scheduler=self.scheduler,
+                          scaler=acc.scaler)
+            restore_process_state(state, self.learner, acc.process_index, acc.num_processes, c.seed)
+            self.step, self.images_seen = saved_step, start_position(state, len(self.dataset))
+            if changes and acc.is_main_process:
+                warnings.warn(changes, stacklevel=4)
             where = f" (the main process's choice, sent to all {acc.num_processes})" if acc.num_processes > 1 else ""
             acc.print(f"resumed from {resume_from} at step {self.step}{where}")
+        elif c.resume:
+            acc.print(f"nothing to resume in {self.output_dir}: no checkpoint yet; starting a new run")
+        if c.resume and acc.is_main_process:
+            moved = set_aside_records_after(self.output_dir, self.step)
+            if moved:
+                acc.print(f"set aside {moved} record(s) of metrics.jsonl past step {self.step}, written by the "
+                          "run that stopped, in metrics.superseded.jsonl")
         return state
 
-    def _train(self, model: nn.Module, optimizer: Any, loader: Any, logger: RunLogger) -> None:
-        """Runs optimiser steps until ``num_train_steps``, epoch after epoch, from ``epoch``/``batch_in_epoch``."""
+    def _train(self, model: nn.Module, optimizer: Any, logger: RunLogger, agreement: StopAgreement) -> None:
+        """Runs optimiser steps until ``num_train_steps``, from ``images_seen`` on."""
         acc, total = self.accelerator, self.config.num_train_steps
-        while self.step < total:
-            loader.set_epoch(self.epoch)
-            if isinstance(self.train_dataset, ImageFolderDataset):
-                self.train_dataset.set_epoch(self.epoch)  # the loader crops of this epoch
-            batches = acc.skip_first_batches(loader, self.batch_in_epoch) if self.batch_in_epoch else loader
-            for images in _timed(batches, logger):
-                out, batch = self._forward_backward(model, optimizer, images)
-                self.batch_in_epoch += 1
-                logger.record(out, batch)
-                if acc.sync_gradients:
-                    self._after_optimizer_step(logger)
+        if self.step >= total:
+            return
+        for batch in _timed(self.data.loader(self.images_seen), logger):
+            inputs = self.data.learner_input(batch)
+            out = self._forward_backward(model, optimizer, inputs)
+            self.images_seen += self.data.images_per_batch
+            logger.record(out, inputs.count)
+            if acc.sync_gradients:
+                self._after_optimizer_step(logger, agreement.poll())
                 if self.step >= total:
                     return
-            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
 
-    def _forward_backward(self, model: nn.Module, optimizer: Any, images: Any) -> tuple[Any, int]:
+    def _forward_backward(self, model: nn.Module, optimizer: Any, inputs: LearnerInput) -> Any:
         """One batch: the loss, its gradients, and the optimiser step when the accumulation is complete.
 
         Returns:
-            The learner's :class:`~byol_pytorch.BYOLOutput` and the batch's image count (this process).
+            The learner's :class:`~byol_pytorch.BYOLOutput`.
         """
         acc = self.accelerator
-        if isinstance(images, EncodedBatch):
-            images = decode_views(images, self.learner.image_size, acc.device)
         with acc.accumulate(model):
-            if isinstance(images, CroppedViews):
-                out, batch = model(views=images, return_details=True), images[0].shape[0]
-            else:
-                out, batch = model(images, return_details=True), images.shape[0]
+            out = model(**inputs.arguments, return_details=True)
             acc.backward(out.loss)
             if acc.sync_gradients and self.config.max_grad_norm:
                 acc.clip_grad_norm_(model.parameters(), self.config.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        return out, batch
+        return out
 
-    def _after_optimizer_step(self, logger: RunLogger) -> None:
-        """The target's EMA, the schedules, then logging, monitors and checkpoints of the step just taken."""
+    def _after_optimizer_step(self, logger: RunLogger, stop_signal: int) -> None:
+        """The target's EMA, the schedules, then logging, monitors and checkpoints of the step just taken.
+
+        Args:
+            stop_signal: a signal some process received (0: none); the step is
+                logged and checkpointed, then :class:`TrainingStopped` is raised.
+        """
         c = self.config
         # The rate and decay this step used, read before either schedule advances.
         lr, tau = self.optimizer.param_groups[0]["lr"], self.learner.current_tau
@@ -592,7 +532,8 @@ class BYOLTrainer:
         self.scheduler.step()
         self.step += 1
         last = self.step == c.num_train_steps
-        if self.step % c.log_every == 0 or last:
+        stopping = bool(stop_signal) and not last
+        if self.step % c.log_every == 0 or last or stopping:
             logger.log(self.step, lr, tau)
         monitor_now = bool(c.knn_every) and self.step % c.knn_every == 0
         if monitor_now and self.eval_dataset is not None:
@@ -602,9 +543,17 @@ class BYOLTrainer:
             if monitor_now or last:
                 logger.log_probe(self.step, self.probe.accuracy(self.learner, self.eval_dataset,
                                                                 self.accelerator.device), loss)
-        if self.step % c.checkpoint_every == 0 or last:
+        path = None
+        if self.step % c.checkpoint_every == 0 or last or stopping:
             logger.check_finite(self.step)
-            self.save_checkpoint()
+            path = self._save(stopping=True) if stopping else self.save_checkpoint()
+        if stopping:
+            # No process leaves before the main one has written the checkpoint: a launcher ends
+            # the others as soon as one exits.
+            self.accelerator.wait_for_everyone()
+            stopped = TrainingStopped(stop_signal, self.step, path)
+            self.accelerator.print(f"{stopped}; continue with resume=True (the same output_dir)")
+            raise stopped
 
     def _report_skipped_files(self) -> None:
         # ImageFolderDataset counts the files its DataLoader workers met too; with

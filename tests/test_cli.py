@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -521,3 +522,60 @@ def test_crop_scale_reaches_the_paper_views_and_is_checked(
     code = main(["train", *TINY, "--crop-scale", "0.5", "1", "--out", str(tmp_path / "c")])
     _assert_usage_error(code, capsys, "--crop-scale sets the crops of the 'paper' views; these are the 'digits'")
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+# -- output and checkpoint paths --------------------------------------------------------------------------------------
+
+
+def test_embed_checks_out_before_computing(trained_run: tuple[Path, str], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import byol_pytorch.cli.embed as embed
+
+    run, _ = trained_run
+    _write_images(tmp_path / "images", {"": 2})
+    computed: list[int] = []
+    monkeypatch.setattr(embed, "features_of", lambda *a, **k: computed.append(1) or (torch.zeros(2, 4), None))
+    base = ["embed", "--checkpoint", str(run), "--data", str(tmp_path / "images")]
+    for folder in (tmp_path / "folder", tmp_path / "emb.npy.d.npy"):
+        folder.mkdir()
+        _assert_usage_error(main([*base, "--out", str(folder)]), capsys, f"--out {folder} is a folder; name a file in it")
+    existing = tmp_path / "emb.npy"
+    existing.write_bytes(b"someone else's embeddings")
+    _assert_usage_error(main([*base, "--out", str(existing)]), capsys,
+                        f"--out {existing} already exists; pass --overwrite to replace it")
+    assert computed == [] and existing.read_bytes() == b"someone else's embeddings"
+    assert main([*base, "--out", str(existing), "--overwrite"]) == 0
+    assert computed == [1] and np.load(existing).shape == (2, 4)
+
+
+@pytest.mark.parametrize("content", ["random", "metrics"])
+def test_a_file_that_is_not_a_torch_file_is_named_as_such(trained_run: tuple[Path, str], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str], content: str) -> None:
+    run, _ = trained_run
+    copy = tmp_path / "run"
+    copy.mkdir()
+    (copy / "run.json").write_bytes((run / "run.json").read_bytes())
+    (copy / "net.pt").write_bytes(os.urandom(4096) if content == "random" else (run / "metrics.jsonl").read_bytes())
+    err = _assert_usage_error(main(["eval", "--checkpoint", str(copy), "--no-progress"]), capsys,
+                              f"{copy / 'net.pt'} is not a file written by torch.save")
+    assert "weights_only" not in err and "pickled code" not in err
+
+
+def test_a_network_that_does_not_fit_names_keys_and_shapes(trained_run: tuple[Path, str], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    run, _ = trained_run
+    copy = tmp_path / "run"
+    copy.mkdir()
+    (copy / "run.json").write_bytes((run / "run.json").read_bytes())  # a resnet18 run
+    other = torchvision.models.mobilenet_v3_small().state_dict()
+    torch.save(other, copy / "net.pt")
+    err = _assert_usage_error(main(["eval", "--checkpoint", str(copy), "--no-progress"]), capsys,
+                              "the saved network does not fit the resnet18 of run.json: missing keys conv1.weight, "
+                              "bn1.weight, bn1.bias and ", "; unexpected keys features.0.0.weight, ")
+    # A network of the same keys with one layer of another width names that shape.
+    same = torch.load(run / "net.pt", weights_only=True)
+    same["fc.weight"] = same["fc.weight"][:3]
+    torch.save(same, copy / "net.pt")
+    _assert_usage_error(main(["eval", "--checkpoint", str(copy), "--no-progress"]), capsys,
+                        "fc.weight is (3, 512) in the file and (10, 512) in the model")

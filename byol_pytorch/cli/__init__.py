@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ..errors import CheckpointError, DiskFullError, NonFiniteLossError, NonFiniteStateError, OptionError, is_disk_full
@@ -133,6 +134,7 @@ def _add_embed_command(commands: argparse._SubParsersAction) -> None:
                        "shards, a datasets save_to_disk folder or .parquet files")
     add_source_flags(embed, image_key=True, label_column=False)
     embed.add_argument("--out", required=True, metavar="FILE", help="FILE.npy, .pt, .safetensors or .parquet")
+    embed.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     embed.add_argument("--batch-size", type=positive_int_arg, default=256, metavar="N",
                        help="images per forward pass (default: 256)")
     embed.set_defaults(handler=cmd_embed)
@@ -157,10 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     Only the errors that mean bad input or a stopped run are caught; anything
     else is a bug and keeps its traceback.
     """
+    shown = warnings.formatwarning
+    # A warning reads as one line of the command, not as a line of the library's source.
+    warnings.formatwarning = lambda message, category, *_: f"{PROG}: warning: {message}\n"  # type: ignore[assignment]
     try:
         args = build_parser().parse_args(argv)
         return int(args.handler(args))
-    except SystemExit as exit_:  # --help and --version
+    except SystemExit as exit_:  # --help, --version, and a run stopped by a signal (TrainingStopped)
         return exit_.code if isinstance(exit_.code, int) else 0
     except OptionError as err:  # the trainer's option, as the flag that set it
         return _error(f"--{err.option.replace('_', '-')} {err.problem}", 2)
@@ -173,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         where = f" writing {err.filename}" if err.filename else ""
         return _error(f"the disk is full{where}: {err.strerror}", 1)
+    finally:
+        warnings.formatwarning = shown
 
 
 def _error(message: str, status: int) -> int:

@@ -39,16 +39,15 @@ def write_parquet(path: Path, features: torch.Tensor, files: list[str]) -> None:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    if out.is_dir():
+        raise CLIError(f"--out {out} is a folder; name a file in it, such as {out / 'embeddings.npy'}")
     if out.suffix.lower() not in EMBEDDING_FORMATS:
         raise CLIError(f"--out {args.out}: the file name must end in {', '.join(EMBEDDING_FORMATS[:-1])} or "
                        f"{EMBEDDING_FORMATS[-1]}")
     if out.suffix.lower() == ".parquet" and importlib.util.find_spec("pyarrow") is None:
         raise CLIError(f"--out {args.out}: writing parquet needs pyarrow, which is not installed: pip install pyarrow")
     run_dir, spec, state = read_run(args.checkpoint)
-    if out.exists() and out.resolve().parent == run_dir.resolve():
-        raise CLIError(f"--out {args.out} would overwrite a file of the run folder; write the embeddings elsewhere")
-    if not out.parent.is_dir():
-        raise CLIError(f"--out {args.out}: folder {out.parent} does not exist")
+    _check_out(out, run_dir, args.overwrite)
     device = pick_device(args.device)
     if device.type == "cpu":
         set_cpu_threads(args.threads)
@@ -65,6 +64,16 @@ def cmd_embed(args: argparse.Namespace) -> int:
     listing = _write_embeddings(out, features, files)
     print(f"wrote {features.shape[0]} embeddings of width {features.shape[1]} to {out}{listing}")
     return 0
+
+
+def _check_out(out: Path, run_dir: Path, overwrite: bool) -> None:
+    """Refuses, before anything is computed, an existing ``--out`` unless ``overwrite``, and a missing folder."""
+    if out.exists() and out.resolve().parent == run_dir.resolve():
+        raise CLIError(f"--out {out} would overwrite a file of the run folder; write the embeddings elsewhere")
+    if out.exists() and not overwrite:
+        raise CLIError(f"--out {out} already exists; pass --overwrite to replace it, or choose another name")
+    if not out.parent.is_dir():
+        raise CLIError(f"--out {out}: folder {out.parent} does not exist")
 
 
 def _write_embeddings(out: Path, features: torch.Tensor, files: list[str]) -> str:

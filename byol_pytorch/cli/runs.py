@@ -60,11 +60,33 @@ def load_trained(spec: dict[str, Any], state: dict[str, torch.Tensor], where: Pa
         raise CLIError(f"--checkpoint names a full training checkpoint; pass the run folder {where}, "
                        "whose net.pt holds the network alone")
     net = build_model(spec)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        raise CLIError(f"{where}: the saved network does not fit the model of run.json ({first_line(err)})") from err
+    mismatch = state_dict_mismatch(net.state_dict(), state)
+    if mismatch:
+        raise CLIError(f"{where}: the saved network does not fit the {spec['model']} of run.json: {mismatch}")
+    net.load_state_dict(state)
     return net
+
+
+def state_dict_mismatch(expected: dict[str, Any], saved: dict[str, Any], shown: int = 3) -> str:
+    """What keeps ``saved`` from loading where ``expected`` is: the first missing and unexpected keys and
+    the first shape that differs ('' when it fits)."""
+    def listed(keys: list[str]) -> str:
+        more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+        return ", ".join(keys[:shown]) + more
+
+    missing = [k for k in expected if k not in saved]
+    unexpected = [k for k in saved if k not in expected]
+    parts = []
+    if missing:
+        parts.append(f"missing keys {listed(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys {listed(unexpected)}")
+    for key, tensor in expected.items():
+        other = saved.get(key)
+        if isinstance(other, torch.Tensor) and other.shape != tensor.shape:
+            parts.append(f"{key} is {tuple(other.shape)} in the file and {tuple(tensor.shape)} in the model")
+            break
+    return "; ".join(parts)
 
 
 def default_run_dir() -> Path:

@@ -17,6 +17,7 @@ from ..devices import set_cpu_threads
 from ..errors import ImageSizeError
 from ..metrics import load_metrics
 from ..model import digit_augmentations
+from ..preemption import TrainingStopped
 from ..trackers import check_trackers
 from .common import PROG, CLIError, first_line, write_json
 from .datasets import EvaluationSets, evaluation_sets, image_count, training_set
@@ -65,9 +66,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if is_main:
         _write_run_description(job)
         print(_announcement(job), flush=True)
-    train_start, first_step = time.perf_counter(), trainer.step
+    train_start = time.perf_counter()
     try:
         trainer()
+    except TrainingStopped as stopped:
+        if is_main:
+            print(f"{PROG}: {stopped}; exit status {stopped.code}. Continue with: {PROG} train --out {job.run_dir} "
+                  "--resume", file=sys.stderr)
+        return int(stopped.code)
     except KeyboardInterrupt:
         if is_main:
             print(f"\ninterrupted; continue with: {PROG} train --out {job.run_dir} --resume", file=sys.stderr)
@@ -78,7 +84,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise
     if not is_main:
         return 0
-    return _finish(job, trainer, TrainTimes(started, time.perf_counter() - train_start, trainer.step - first_step))
+    # The steps of this session: a resumed run started from its checkpoint's step, read once trainer() loaded it.
+    steps_done = trainer.step - trainer.start_step
+    return _finish(job, trainer, TrainTimes(started, time.perf_counter() - train_start, steps_done))
 
 
 def _plan(args: argparse.Namespace) -> TrainJob:

@@ -152,6 +152,7 @@ class ImageFolderDataset(Dataset):
         self.views = views
         self.resize_ratio = float(resize_ratio)
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
+        self._item_epoch: int | None = None
         if not self.root.exists():
             raise FileNotFoundError(f"image folder {str(self.root)!r} does not exist")
         if not self.root.is_dir():
@@ -233,11 +234,11 @@ class ImageFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def _load(self, position: int, index: int) -> torch.Tensor | CroppedViews:
+    def _load(self, position: int, index: int, epoch: int) -> torch.Tensor | CroppedViews:
         """Decodes file ``position`` to this dataset's kind of item; raises if it cannot."""
         with Image.open(self.files[position]) as image:
             if self.views is not None:
-                return self.views(image, index, int(self._epoch[0]))
+                return self.views(image, index, epoch)
             # JPEGs can be decoded at 1/2, 1/4 or 1/8 scale almost for free; ask
             # for at least the resized size on both sides (square, so it still
             # holds if EXIF rotation swaps the sides).
@@ -271,18 +272,27 @@ class ImageFolderDataset(Dataset):
             reason = " ".join(f"{type(error).__name__}: {error}".replace(f" {path!r}", "").split())
             _LOG.warning("skipped unreadable image %s: %s", path, reason)
 
-    def _decode(self, position: int, index: int) -> torch.Tensor | CroppedViews | None:
+    def _decode(self, position: int, index: int, epoch: int) -> torch.Tensor | CroppedViews | None:
         """File ``position`` as an item, or ``None`` if it is (now known to be) unreadable."""
         if self._unreadable[position]:
             return None
         try:
-            return self._load(position, index)
+            return self._load(position, index, epoch)
         # PIL reports corrupt data with many exception types (OSError,
         # SyntaxError, struct.error, DecompressionBombError, ...); any failure
         # to decode one file must not stop training.
         except Exception as error:  # noqa: BLE001
             self._skip(position, error)
             return None
+
+    def set_item_epoch(self, epoch: int | None) -> None:
+        """Sets the epoch of the loader crops for the items this process reads next (``None``: :meth:`set_epoch`'s).
+
+        Unlike :meth:`set_epoch` it is not shared with ``DataLoader`` workers:
+        the training loader's workers each set it before every item, from the
+        epoch that comes with the item's index.
+        """
+        self._item_epoch = None if epoch is None else int(epoch)
 
     def __getitem__(self, index: int) -> torch.Tensor | CroppedViews | tuple[torch.Tensor | CroppedViews, int] | None:
         """Returns image ``index``; for an unreadable file, what ``on_unreadable`` says.
@@ -299,10 +309,11 @@ class ImageFolderDataset(Dataset):
                 can be decoded.
         """
         start = check_index(index, len(self.files))
+        epoch = self._item_epoch if self._item_epoch is not None else int(self._epoch[0])
         attempts = 1 if self.on_unreadable == "return_none" else len(self.files)
         for offset in range(attempts):
             position = (start + offset) % len(self.files)
-            image = self._decode(position, start)
+            image = self._decode(position, start, epoch)
             if image is None:
                 continue
             if self.return_labels:

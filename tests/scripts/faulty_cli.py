@@ -7,6 +7,10 @@ The fault is read from the environment variable ``BYOL_FAULT``:
   (``end``: after all of them, before the temporary file is renamed).
 * ``kill-rank:RANK:STEP``: the process of that rank SIGKILLs itself when it
   reaches the checkpoint of STEP (before any collective of that checkpoint).
+* ``signal:RANK:STEP:SIGNAL:TARGET``: once optimiser step STEP is done, the
+  process of that rank sends SIGNAL (``TERM``, ``INT``, ``USR1``) to TARGET:
+  ``self``, ``parent`` (the launcher) or ``group`` (its process group, as
+  Ctrl-C in a terminal does).
 """
 
 from __future__ import annotations
@@ -73,12 +77,30 @@ def kill_rank_at_checkpoint(rank: int, step: int) -> None:
     BYOLTrainer.save_checkpoint = faulty  # type: ignore[method-assign]
 
 
+def signal_after_step(rank: int, step: int, name: str, target: str) -> None:
+    original = BYOLTrainer._after_optimizer_step
+    signum = getattr(signal, f"SIG{name}")
+
+    def faulty(self: BYOLTrainer, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        if self.accelerator.process_index == rank and self.step == step:
+            if target == "group":
+                os.killpg(os.getpgrp(), signum)
+            else:
+                os.kill(os.getppid() if target == "parent" else os.getpid(), signum)
+        return result
+
+    BYOLTrainer._after_optimizer_step = faulty  # type: ignore[method-assign]
+
+
 if __name__ == "__main__":
     kind, *params = os.environ.get("BYOL_FAULT", "none").split(":")
     if kind == "kill-writing":
         kill_while_writing(params[0], int(params[1]), params[2])
     elif kind == "kill-rank":
         kill_rank_at_checkpoint(int(params[0]), int(params[1]))
+    elif kind == "signal":
+        signal_after_step(int(params[0]), int(params[1]), params[2], params[3])
     elif kind != "none":
         raise SystemExit(f"unknown BYOL_FAULT {kind!r}")
     sys.exit(main(sys.argv[1:]))

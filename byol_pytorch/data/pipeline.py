@@ -1,0 +1,188 @@
+"""The one path from a dataset to the learner: where the next images come from, the loader, and the views.
+
+Training reads a map-style dataset as one endless sequence of positions.
+Position ``p`` is image ``permutation(epoch)[p % len]`` of epoch
+``p // len``, the permutation being a pure function of ``(seed, epoch)``.
+Each batch takes the next ``batch_size x num_processes`` positions; process
+``i`` reads the ``i``-th run of ``batch_size`` of them. So:
+
+* the loader never ends, and its workers read ahead across an epoch boundary
+  instead of draining and starting again;
+* a run's place in the data is one number, the images consumed so far by all
+  processes together. A run resumed from it, with any number of processes or
+  any batch size, reads each remaining image of that epoch exactly once;
+* every item carries its epoch, so loader-side crops drawn from ``(seed,
+  epoch, index)`` do not depend on which worker reads the item, or when.
+
+:class:`TrainingData` is the only place that knows the kinds of batches
+(images, loader-cropped views, views still JPEG-encoded); the trainer gets a
+:class:`LearnerInput` to pass to the learner.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .crops import CroppedViews, LoaderCrops, collate_views
+from .folder import ImageFolderDataset
+from .gpu_decode import EncodedBatch, collate_encoded, decode_views
+from .images import collate_images
+
+__all__ = ["LearnerInput", "SpanningSampler", "TrainingData"]
+
+
+class SpanningSampler(Sampler[tuple[int, int]]):
+    """``(epoch, index)`` pairs for one process, from global position ``start`` on, without end.
+
+    Args:
+        length: images in the dataset (one epoch).
+        batch_size: images per batch of this process.
+        num_processes: processes reading the data together.
+        process_index: this process's rank.
+        seed: the permutation of epoch ``e`` is drawn from ``(seed, e)``.
+        start: images consumed by all processes before this sampler's first batch.
+
+    Raises:
+        ValueError: a size or rank out of range (the message names it).
+    """
+
+    def __init__(self, length: int, batch_size: int, num_processes: int, process_index: int, seed: int,
+                 start: int = 0) -> None:
+        for name, value, low in (("length", length, 1), ("batch_size", batch_size, 1),
+                                 ("num_processes", num_processes, 1), ("start", start, 0)):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer of at least {low}, got {value!r}")
+        if not 0 <= process_index < num_processes:
+            raise ValueError(f"process_index must lie in [0, {num_processes}), got {process_index!r}")
+        self.length, self.batch_size, self.seed, self.start = length, batch_size, seed, start
+        self.num_processes, self.process_index = num_processes, process_index
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        """The order in which epoch ``epoch`` reads the dataset (the same on every process)."""
+        if self._cached is None or self._cached[0] != epoch:
+            self._cached = (epoch, np.random.default_rng((self.seed, epoch)).permutation(self.length))
+        return self._cached[1]
+
+    def at(self, position: int) -> tuple[int, int]:
+        """The ``(epoch, index)`` of global position ``position``."""
+        epoch, offset = divmod(position, self.length)
+        return epoch, int(self.permutation(epoch)[offset])
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        chunk = self.batch_size * self.num_processes
+        first = self.start + self.process_index * self.batch_size
+        for batch in itertools.count():
+            begin = first + batch * chunk
+            for position in range(begin, begin + self.batch_size):
+                yield self.at(position)
+
+
+class _EpochItems(Dataset):
+    """Reads ``dataset[index]`` for an ``(epoch, index)`` key; folders with loader crops draw that epoch's crops."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.by_epoch = isinstance(dataset, ImageFolderDataset) and dataset.views is not None
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        if self.by_epoch:
+            self.dataset.set_item_epoch(epoch)
+        return self.dataset[index]
+
+
+@dataclass
+class LearnerInput:
+    """One batch as the learner takes it: ``learner(**arguments)``, ``count`` images (this process)."""
+
+    arguments: dict[str, Any]
+    count: int
+
+
+def _images_input(batch: torch.Tensor, device: torch.device) -> LearnerInput:
+    return LearnerInput({"x": batch.to(device, non_blocking=True)}, batch.shape[0])
+
+
+def _views_input(batch: CroppedViews, device: torch.device) -> LearnerInput:
+    views = CroppedViews(*(view.to(device, non_blocking=True) for view in batch))
+    return LearnerInput({"views": views}, views[0].shape[0])
+
+
+class TrainingData:
+    """The training loader of ``dataset`` and the learner's input of each of its batches.
+
+    Args:
+        dataset: a map-style dataset of images (any item :func:`collate_images` takes).
+        batch_size: images per batch and process.
+        num_processes: processes training together.
+        process_index: this process's rank.
+        seed: the data order and the loader crops follow from it.
+        num_workers: loader worker processes.
+        device: where batches go.
+        crops: crop both views in the loader workers (uint8 to the device), for an
+            :class:`ImageFolderDataset` only; ``None`` sends whole images.
+        image_size: the views' size, for decoding JPEG-encoded views on the device.
+
+    Raises:
+        ValueError: the dataset holds fewer images than one batch of all processes.
+    """
+
+    def __init__(self, dataset: Dataset, *, batch_size: int, num_processes: int, process_index: int, seed: int,
+                 num_workers: int, device: torch.device, crops: LoaderCrops | None = None,
+                 image_size: tuple[int, int] | None = None) -> None:
+        length = len(dataset)  # type: ignore[arg-type]
+        if length < batch_size * num_processes:
+            raise ValueError(f"the dataset has {length} images, fewer than one batch "
+                             f"({batch_size} per process x {num_processes} processes)")
+        if crops is not None:
+            if not isinstance(dataset, ImageFolderDataset):
+                raise TypeError(f"loader crops need an ImageFolderDataset, got {type(dataset).__name__}")
+            dataset = dataset.with_views(crops)
+        self.dataset, self.length = dataset, length
+        self.batch_size, self.num_processes, self.process_index = batch_size, num_processes, process_index
+        self.seed, self.num_workers, self.device, self.image_size = seed, num_workers, device, image_size
+        encoded = crops is not None and crops.encoded_jpegs
+        self._collate, self._to_input = self._kind(crops is not None, encoded)
+
+    def _kind(self, cropped: bool, encoded: bool) -> tuple[Callable[[Any], Any], Callable[[Any], LearnerInput]]:
+        """How the workers batch items, and how a batch becomes the learner's input."""
+        if encoded:  # compressed files stay on the host: the decoder reads them from there
+            return collate_encoded, self._decoded_input
+        if cropped:
+            return collate_views, lambda batch: _views_input(batch, self.device)
+        return collate_images, lambda batch: _images_input(batch, self.device)
+
+    def _decoded_input(self, batch: EncodedBatch) -> LearnerInput:
+        assert self.image_size is not None, "encoded views need the image size"
+        return _views_input(decode_views(batch, self.image_size, self.device), self.device)
+
+    @property
+    def images_per_batch(self) -> int:
+        """Positions one batch of every process consumes together."""
+        return self.batch_size * self.num_processes
+
+    def epoch_of(self, position: int) -> int:
+        """The epoch that global position ``position`` lies in."""
+        return position // self.length
+
+    def loader(self, start: int) -> DataLoader:
+        """This process's batches from global position ``start`` on, without end."""
+        sampler = SpanningSampler(self.length, self.batch_size, self.num_processes, self.process_index,
+                                  self.seed, start)
+        return DataLoader(
+            _EpochItems(self.dataset), batch_size=self.batch_size, sampler=sampler, collate_fn=self._collate,
+            num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def learner_input(self, batch: Any) -> LearnerInput:
+        """A loader batch as the learner takes it, on the device."""
+        return self._to_input(batch)
