@@ -140,3 +140,15 @@ def test_missing_or_imageless_shards_are_refused(tmp_path: Path, capsys: pytest.
     _assert_usage_error(main(["train", *SHORT, "--data", texts, *out]), capsys,
                         "no sample of the shards holds an image (.jpg, .jpeg, .png or .webp)")
     assert not (tmp_path / "run").exists()
+
+
+def test_train_on_shards(sources: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                         caplog: pytest.LogCaptureFixture) -> None:
+    run = tmp_path / "run"
+    assert main(["train", *SHORT, "--data", sources["shards"], "--shuffle-buffer", "4", "--out", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 3 and np.isfinite(summary["final_loss"])
+    assert f"on a stream of images of {sources['shards']}" in capsys.readouterr().out
+    # 3 steps of 4 read the 11 good photos of the first pass: the broken sample 5 was met, named and skipped.
+    assert {r.getMessage().split(" (")[0] for r in caplog.records if "unreadable" in r.getMessage()} == {
+        f"skipped unreadable image {Path(sources['shards']).parent / 'train-000001.tar'}:000005"}

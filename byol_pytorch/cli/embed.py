@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import atomic_save, atomic_write
+from ..data.sources import item_names, unreadable_items
 from ..devices import set_cpu_threads
 from ..export import save_safetensors
 from .common import PROG, CLIError, pick_device
-from ..data.sources import item_names, unreadable_items
 from .datasets import Unlabelled, source_images
 from .runs import load_trained, read_run
 from .scoring import features_of

@@ -42,13 +42,26 @@ def holds_photos(image: Any) -> bool:
     return isinstance(image, (Image.Image, bytes, bytearray, memoryview, Mapping))
 
 
-def training_source(dataset: Any, *, image_size: ImageSize, image_key: str | None, rank: int, world_size: int,
-                    seed: int, shuffle_buffer: int) -> Dataset | TrainingStream:
+def takes_loader_crops(source: Any) -> bool:
+    """Whether the loader can crop ``source``'s views from whole photos (a source :func:`training_source` made).
+
+    Folders and :class:`PhotoDataset` s can, as can a :class:`TrainingStream`
+    whose transform is a :class:`PhotoTransform`; all of them without views yet.
+    """
+    if isinstance(source, (ImageFolderDataset, PhotoDataset)):
+        return source.views is None
+    if isinstance(source, TrainingStream):
+        return isinstance(source.transform, PhotoTransform) and source.transform.views is None
+    return False
+
+
+def training_source(dataset: Any, *, image_size: ImageSize | None, image_key: str | None, rank: int,
+                    world_size: int, seed: int, shuffle_buffer: int) -> Dataset | TrainingStream:
     """``dataset`` as the data pipeline reads it (see the module's notes).
 
     Args:
         dataset: what the user gave the trainer.
-        image_size: the views' size (photos are sized to it in the loader).
+        image_size: the views' size (photos are sized to it in the loader; needed for photos).
         image_key: the key of a dict item's image.
         rank: this process's index (a stream is split by it).
         world_size: the number of processes.
@@ -65,6 +78,8 @@ def training_source(dataset: Any, *, image_size: ImageSize, image_key: str | Non
         return dataset.for_process(rank, world_size)
     image = check_first_item(dataset, image_key)
     photos = holds_photos(image) and not isinstance(dataset, ImageFolderDataset)
+    if photos and image_size is None:
+        raise ValueError(f"the items hold photos ({type(image).__name__}) to size, but no image_size was given")
     transform = PhotoTransform(image_size, image_key=image_key) if photos else None
     if is_stream(dataset):
         return TrainingStream(dataset, rank=rank, world_size=world_size, transform=transform,
