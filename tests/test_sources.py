@@ -45,7 +45,11 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def trained_on_saved(sources: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``train`` on the save_to_disk folder, scored on the Parquet file (its labels in the column 'kind')."""
+    """``train`` on the save_to_disk folder, scored on the Parquet file (its labels in the column 'kind').
+
+    Training on Parquet reads the rows as training on the folder does (both are a ``datasets.Dataset``), so
+    the command line reads Parquet here, for scoring, and not in a second training run.
+    """
     run = tmp_path_factory.mktemp("runs") / "saved"
     _reset_accelerate()
     threads = torch.get_num_threads()
@@ -87,13 +91,6 @@ def test_train_on_a_save_to_disk_folder_scored_on_parquet(trained_on_saved: Path
     assert summary["steps"] == 3 and np.isfinite(summary["final_loss"])
     assert "12 classes" not in summary["eval_data_description"]
     assert summary["eval_data_description"].endswith("6 bank / 6 query images, 3 classes")
-
-
-def test_train_on_parquet(sources: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run = tmp_path / "run"
-    assert main(["train", *SHORT, "--data", sources["parquet"], "--out", str(run)]) == 0
-    assert json.loads((run / "summary.json").read_text())["steps"] == 3
-    assert f"on {COUNT} images of {sources['parquet']}" in capsys.readouterr().out
 
 
 def test_eval_reads_shard_labels_and_leaves_the_broken_photo_out(
