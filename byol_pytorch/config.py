@@ -72,8 +72,9 @@ class TrainerConfig:
         None, "DataLoader worker processes; default: from the cores this process may use: on a GPU all but one per "
         "process (at most 16), on a CPU a quarter (byol_pytorch.devices.default_num_workers)")
     loader_crops: bool = _option(
-        True, "for an ImageFolderDataset: draw the views' crops and flips in the loader from the whole photo and "
-        "send them as uint8 (off: centre-crop the image first, crop on the device)")
+        True, "for photos (an ImageFolderDataset, Hugging Face rows, shards, streams of PIL images): draw the "
+        "views' crops and flips in the loader from the whole photo and send them as uint8 (off: centre-crop the "
+        "image first, crop on the device)")
     gpu_decode: bool = _option(
         False, "with loader_crops: send JPEGs undecoded and decode them in batches on the GPU "
         "(torchvision.io.decode_jpeg, nvJPEG); other formats are still decoded by the workers")

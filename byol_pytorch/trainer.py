@@ -278,18 +278,14 @@ class BYOLTrainer:
         """The crops the loader workers draw with the built-in views (see ``loader_crops``).
 
         The data pipeline applies them to sources of photos (folders, Hugging Face rows, shards) and sends
-        tensors whole; only a folder's JPEGs can travel undecoded (``gpu_decode``).
+        tensors whole; with ``gpu_decode`` their JPEGs travel undecoded.
         """
         dataset, c = self.dataset, self.config
-        folder = isinstance(dataset, ImageFolderDataset)
         if c.loader_crops and getattr(dataset, "views", None) is None and self.learner.takes_views:
-            if c.gpu_decode and not folder:
-                warnings.warn("gpu_decode applies to an ImageFolderDataset; this run decodes in the loader as usual",
-                              stacklevel=4)
-            return LoaderCrops(self.learner.crop_spec, seed=c.seed, encoded_jpegs=c.gpu_decode and folder)
+            return LoaderCrops(self.learner.crop_spec, seed=c.seed, encoded_jpegs=c.gpu_decode)
         if c.gpu_decode:
-            warnings.warn("gpu_decode applies to an ImageFolderDataset with loader_crops and the built-in "
-                          "augmentation; this run decodes in the loader as usual", stacklevel=4)
+            warnings.warn("gpu_decode applies to photos (a folder, Hugging Face rows, shards) with loader_crops and "
+                          "the built-in augmentation; this run decodes in the loader as usual", stacklevel=4)
         return None
 
     @property

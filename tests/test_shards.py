@@ -67,3 +67,16 @@ def test_bad_arguments_are_named() -> None:
         PhotoDataset([1, 2], PhotoTransform(8), names=["a"])
     with pytest.raises(FileNotFoundError, match="missing.tar"):
         ShardIndex(["missing.tar"])
+
+
+def test_jpeg_bytes_travel_undecoded_for_the_device(tmp_path: Path) -> None:
+    from byol_pytorch.data.crops import EncodedViews
+
+    crops = LoaderCrops(CropSpec(size=(16, 16), scale=(0.5, 1.0), ratio=(0.75, 4 / 3), flip_p=0.5), encoded_jpegs=True)
+    item = PhotoTransform(16, views=crops)({"image": {"bytes": jpeg_bytes(photo(0)), "path": None}}, index=0)
+    assert isinstance(item, EncodedViews) and bytes(item.data.numpy()) == jpeg_bytes(photo(0))
+    assert item.boxes.shape == (2, 5)
+    # What is not a JPEG is cropped in the worker as usual.
+    png = tmp_path / "a.png"
+    photo(1).save(png)
+    assert isinstance(PhotoTransform(16, views=crops)({"image": png.read_bytes()}), CroppedViews)

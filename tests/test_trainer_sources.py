@@ -95,3 +95,16 @@ def test_a_resumed_stream_behaves_as_documented(tmp_path: Path, monkeypatch: pyt
         read_before = in_order[: len(first) + buffer - 1]
         skipped = set(read_before) - {key for key, _ in first}
         assert len(skipped) == buffer - 1 and not skipped & {key for key, _ in rest}
+
+
+def test_shards_decode_their_jpegs_on_the_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from byol_pytorch.data import pipeline
+
+    decoded: list[int] = []
+    decode = pipeline.decode_views
+    monkeypatch.setattr(pipeline, "decode_views", lambda batch, *a: decoded.append(len(batch.data)) or decode(batch, *a))
+    stream = TrainingStream(write_shards(tmp_path / "shards", 2, 4), transform=PhotoTransform(16), shuffle_buffer=2)
+    trainer = _trainer(tmp_path, stream, steps=2, gpu_decode=True, accelerator_kwargs={"cpu": True})
+    trainer()
+    assert decoded == [4, 4]  # every JPEG of both batches reached the device undecoded
+    assert trainer.step == 2 and all(torch.isfinite(torch.tensor(r["loss"])) for r in trainer.history if "loss" in r)

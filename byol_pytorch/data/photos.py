@@ -16,6 +16,7 @@ import copy
 import logging
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -100,7 +101,7 @@ class PhotoTransform:
                 # Tensors and arrays are already decoded: convert, then crop or resize as a picture would be.
                 photo = _tensor_to_pil(to_image_tensor(photo))
             if self.views is not None:
-                return self.views(photo, index, epoch)
+                return self.views(photo, index, epoch, encoded=_encoded_bytes(value))
             # Ask a JPEG decoder for no more than the resized size needs (a no-op for other formats).
             side = math.ceil(max(self.image_size) * self.resize_ratio)
             photo.draft(None, (side, side))
@@ -116,6 +117,13 @@ class PhotoTransform:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(image_size={self.image_size}, image_key={self.image_key!r}, "
                 f"label_key={self.label_key!r}, views={self.views!r})")
+
+
+def _encoded_bytes(value: Any) -> bytes | None:
+    """The encoded file ``value`` holds (bytes, or an undecoded Hugging Face image's), else ``None``."""
+    if isinstance(value, Mapping):
+        value = value.get("bytes")
+    return bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else None
 
 
 def _tensor_to_pil(image: torch.Tensor) -> Image.Image:
