@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -52,14 +53,20 @@ def _config_has(name: str) -> bool:
     return name in TrainerConfig.__dataclass_fields__
 
 
-def launch(code: Path, handle: str, steps: int, port: int) -> list[float]:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch(code: Path, handle: str, steps: int) -> list[float]:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "run"
         env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
                "PYTHONPATH": f"{code}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
         command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                    "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                   "--main_process_port", str(port), str(HERE), "--worker", str(out), str(steps), handle]
+                   "--main_process_port", str(free_port()), str(HERE), "--worker", str(out), str(steps), handle]
         subprocess.run(command, env=env, check=True, capture_output=True, text=True)
         return json.loads((out / "rates.json").read_text())
 
@@ -77,7 +84,7 @@ def main() -> None:
     results: dict[str, list[float]] = {"on": [], "off": []}
     for repeat in range(args.repeats):
         for handle in ("on", "off"):
-            rates = launch(args.code, handle, args.steps, 29700 + repeat * 2 + (handle == "on"))
+            rates = launch(args.code, handle, args.steps)
             results[handle].append(statistics.mean(rates[1:]))  # the first interval holds the warm-up
             print(f"repeat {repeat + 1}, signals {handle}: {results[handle][-1]:.1f} images/s", flush=True)
     summary = {handle: {"images_per_second": rates, "median": statistics.median(rates)}

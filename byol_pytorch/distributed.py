@@ -41,6 +41,16 @@ def convert_sync_batchnorm(module: nn.Module) -> Callable[[], None]:
     return restore
 
 
+def average_buffers(accelerator: Any, module: nn.Module) -> None:
+    """Replaces every floating-point buffer of ``module`` by its mean over processes (a collective)."""
+    if accelerator.num_processes == 1:
+        return
+    with torch.no_grad():
+        for buffer in module.buffers():
+            if buffer.is_floating_point():
+                buffer.copy_(accelerator.reduce(buffer.clone(), "mean"))
+
+
 def capture_rng_state() -> dict[str, Any]:
     """Every random generator's state, as tensors and plain values (loadable with weights_only)."""
     numpy_state = np.random.get_state()

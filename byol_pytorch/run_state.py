@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,14 +27,16 @@ from typing import Any
 import torch
 from accelerate.utils import set_seed
 
-from .checkpoint import list_checkpoints, safe_load
-from .distributed import broadcast_bytes, restore_rng_state
+from .checkpoint import atomic_save, checkpoint_name, list_checkpoints, prune_checkpoints, safe_load
+from .distributed import average_buffers, broadcast_bytes, gather_objects, gather_rng_states, restore_rng_state
 from .errors import CheckpointError
+from .export import save_network
+from .health import check_state_finite
 
 CHECKPOINT_FORMAT = 3
 
 __all__ = ["CHECKPOINT_FORMAT", "RunLayout", "checkpoint_contents", "find_resume_point", "load_contents",
-           "resume_changes", "restore_process_state", "start_position"]
+           "resume_changes", "restore_process_state", "start_position", "write_checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,41 @@ def checkpoint_contents(*, step: int, images_seen: int, learner: torch.nn.Module
     if streams is not None:
         state["streams"] = streams
     return state
+
+
+def write_checkpoint(accelerator: Any, *, net: torch.nn.Module, learner: torch.nn.Module, optimizer: Any, step: int,
+                     output_dir: Path, keep: int, contents: Callable[[list[dict[str, Any]], list[dict] | None], dict],
+                     stopping: bool) -> Path | None:
+    """Writes the checkpoint of ``step``, ``net.pt`` and ``net.safetensors``; returns the path (main process).
+
+    A collective: every process averages its batch-norm statistics into the
+    saved state, checks that every tensor is finite and sends its random
+    state; the main process writes (atomically) and keeps the newest ``keep``.
+    When ``stopping``, each process's own statistics go in too (see
+    :func:`checkpoint_contents`): an uninterrupted run averages them only at its
+    checkpoints, so a run resumed from a stop in between puts each process's
+    back and goes on exactly as if it had not stopped.
+
+    Args:
+        contents: builds the checkpoint from the gathered random states and statistics.
+
+    Raises:
+        NonFiniteStateError: a tensor of the state is not finite; nothing is written.
+        DiskFullError: the disk filled up; what was saved before is intact.
+    """
+    own = None
+    if stopping and accelerator.num_processes > 1:
+        own = {k: b.detach().cpu().clone() for k, b in learner.named_buffers() if b.is_floating_point()}
+    average_buffers(accelerator, learner)
+    check_state_finite(net, learner, optimizer, step, output_dir, accelerator)
+    rng = gather_rng_states(accelerator)
+    buffers = gather_objects(accelerator, own) if own is not None else None
+    if not accelerator.is_main_process:
+        return None
+    path = atomic_save(contents(rng, buffers), output_dir / checkpoint_name(step))
+    save_network(net.state_dict(), output_dir)
+    prune_checkpoints(output_dir, keep)
+    return path
 
 
 def load_contents(state: dict[str, Any], *, learner: torch.nn.Module, optimizer: Any, scheduler: Any,

@@ -17,16 +17,14 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import Dataset
 
-from .checkpoint import atomic_save, checkpoint_name, list_checkpoints, prune_checkpoints, remove_stale_temporaries
+from .checkpoint import list_checkpoints, remove_stale_temporaries
 from .config import TrainerConfig
 from .data import ImageFolderDataset, LoaderCrops
 from .data.pipeline import LearnerInput, TrainingData
 from .devices import default_num_workers, resolve_mixed_precision
-from .distributed import convert_sync_batchnorm, gather_objects, gather_rng_states
+from .distributed import average_buffers, convert_sync_batchnorm, gather_objects
 from .errors import DiskFullError
 from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
-from .export import save_network
-from .health import check_state_finite
 from .model import BYOL
 from .metrics import set_aside_records_after
 from .optim import build_optimizer, optimizer_class, scaled_learning_rate, warmup_cosine
@@ -41,6 +39,7 @@ from .run_state import (
     restore_process_state,
     resume_changes,
     start_position,
+    write_checkpoint,
 )
 from .trackers import check_trackers
 from .trainer_kwargs import (
@@ -340,12 +339,7 @@ class BYOLTrainer:
         statistics of its own shard; averaging them at every checkpoint and at
         the end gives every process, and the saved network, the same state.
         """
-        if self.accelerator.num_processes == 1:
-            return
-        with torch.no_grad():
-            for buffer in self.learner.buffers():
-                if buffer.is_floating_point():
-                    buffer.copy_(self.accelerator.reduce(buffer.clone(), "mean"))
+        average_buffers(self.accelerator, self.learner)
 
     def save_checkpoint(self) -> Path | None:
         """Writes the full training state, ``net.pt`` and ``net.safetensors`` (main process only); returns the path.
@@ -360,30 +354,13 @@ class BYOLTrainer:
         return self._save(stopping=False)
 
     def _save(self, stopping: bool) -> Path | None:
-        """:meth:`save_checkpoint`; when ``stopping``, each process's own batch-norm statistics are kept too.
-
-        An uninterrupted run averages the statistics only at its checkpoints;
-        a run resumed from a stop between two of them puts back each process's
-        own, and goes on exactly as if it had not stopped.
-        """
-        own = None
-        if stopping and self.accelerator.num_processes > 1:
-            own = {k: b.detach().cpu().clone() for k, b in self.learner.named_buffers() if b.is_floating_point()}
-        self.sync_buffers()
-        check_state_finite(self.net, self.learner, self.optimizer, self.step, self.output_dir, self.accelerator)
-        # Every process draws its own augmentations: each one's generators are saved, so that a
-        # resumed multi-process run continues exactly as an uninterrupted one.
-        rng = gather_rng_states(self.accelerator)
-        buffers = gather_objects(self.accelerator, own) if own is not None else None
-        # A stream's place is each process's loader positions, not images_seen.
+        # A stream's place is each process's loader positions, not images_seen; gathered by all, as the rest.
         stream = self.data.state_dict()
         streams = gather_objects(self.accelerator, stream) if stream is not None else None
-        if not self.accelerator.is_main_process:
-            return None
-        path = atomic_save(self._contents(rng, buffers, streams), self.output_dir / checkpoint_name(self.step))
-        save_network(self.net.state_dict(), self.output_dir)
-        prune_checkpoints(self.output_dir, self.config.keep_checkpoints)
-        return path
+        return write_checkpoint(self.accelerator, net=self.net, learner=self.learner, optimizer=self.optimizer,
+                                step=self.step, output_dir=self.output_dir, keep=self.config.keep_checkpoints,
+                                contents=lambda rng, buffers: self._contents(rng, buffers, streams),
+                                stopping=stopping)
 
     # -- training ------------------------------------------------------------------
 
@@ -413,8 +390,10 @@ class BYOLTrainer:
                 resume = (f"the last intact checkpoint is {intact[-1]}; free some space and resume from it"
                           if intact else "no checkpoint of this run was written yet")
                 raise DiskFullError(f"{err} at step {self.step}; {resume}", err.path) from err
-            except TrainingStopped:
+            except TrainingStopped as stopped:
                 agreement.close()
+                logger.close(self.step)  # the line below goes under the progress bar, not into it
+                self.accelerator.print(f"{stopped}; resume=True (the same output_dir) continues the run")
                 self.accelerator.end_training()
                 raise
             finally:
@@ -567,9 +546,7 @@ class BYOLTrainer:
             # No process leaves before the main one has written the checkpoint: a launcher ends
             # the others as soon as one exits.
             self.accelerator.wait_for_everyone()
-            stopped = TrainingStopped(stop_signal, self.step, path)
-            self.accelerator.print(f"{stopped}; continue with resume=True (the same output_dir)")
-            raise stopped
+            raise TrainingStopped(stop_signal, self.step, path)
 
     def _report_skipped_files(self) -> None:
         # ImageFolderDataset counts the files its DataLoader workers met too; with

@@ -29,6 +29,7 @@ import torch
 
 from byol_pytorch import BYOLTrainer, MockDataset, NonFiniteStateError
 from byol_pytorch.checkpoint import list_checkpoints, remove_stale_temporaries, safe_load
+from byol_pytorch.metrics import load_metrics
 
 from . import forked
 from .conftest import free_port, tiny_cnn
@@ -36,7 +37,7 @@ from .conftest import free_port, tiny_cnn
 SCRIPT = Path(__file__).parent / "scripts" / "faulty_cli.py"
 # Three steps, a checkpoint (and net.pt) after each; keep_checkpoints stays at its default of 2.
 TRAIN = ["train", "--steps", "3", "--checkpoint-every", "1", "--batch-size", "16", "--no-final-eval",
-         "--seed", "0", "--no-progress", "--model", "mobilenet_v3_small"]
+         "--seed", "0", "--no-progress", "--model", "mobilenet_v3_small", "--log-every", "1"]
 LAST = "checkpoint-00000003.pt"
 
 
@@ -57,6 +58,10 @@ def assert_equal_states(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, different[:5]
     assert all(torch.isfinite(v).all() for v in a.values() if v.is_floating_point())
+
+
+def logged_steps(run: Path) -> list[int]:
+    return [r["step"] for r in load_metrics(run) if "loss" in r]
 
 
 def temporaries(run: Path) -> list[str]:
@@ -144,6 +149,7 @@ def test_kill_while_saving_then_resume_equals_an_uninterrupted_run(fault: str, r
     assert "left by a process killed while saving" in case.resumed.stdout
     assert temporaries(case.run) == []
     assert_equal_states(final_state(case.run), uninterrupted)
+    assert logged_steps(case.run) == [1, 2, 3]  # each step once, whatever the killed run had written
 
 
 def test_truncated_newest_checkpoint_resumes_from_the_one_before(runs, uninterrupted: dict) -> None:
@@ -154,6 +160,8 @@ def test_truncated_newest_checkpoint_resumes_from_the_one_before(runs, uninterru
     assert "skipping" in resumed.stderr and "checkpoint-00000002.pt is corrupt or truncated" in resumed.stderr
     assert "resumed from" in resumed.stdout and "checkpoint-00000001.pt at step 1" in resumed.stdout
     assert_equal_states(final_state(case.run), uninterrupted)
+    # The killed run had logged step 2; resumed from step 1, that record was set aside.
+    assert logged_steps(case.run) == [1, 2, 3] and "set aside 1 record(s)" in resumed.stdout
 
 
 def test_disk_full_stops_with_one_line_naming_the_intact_checkpoint(small_disk: Path | str, runs,
