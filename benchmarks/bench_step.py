@@ -44,7 +44,10 @@ from byol_pytorch.devices import resolve_mixed_precision
 
 HERE = Path(__file__).resolve().parent
 RESULT_MARKER = "BENCH_RESULT_JSON "
-ALL_CONFIGS = ("baseline", "foreach_ema", "bf16", "bf16_channels_last", "default", "concat", "compile")
+ALL_CONFIGS = ("baseline", "foreach_ema", "bf16", "bf16_channels_last", "default", "concat", "compile",
+               "compile_networks")
+# The learner's networks, compiled one by one in compile_networks (the augmentation stays eager).
+NETWORKS = ("online_encoder", "online_projector", "online_predictor", "target_encoder", "target_projector")
 BREAKDOWN_CONFIGS = ("baseline", "default")
 SWEEP_CONFIGS = ("baseline", "default")
 SWEEP_POINTS = {False: {"batch_size": (16, 32, 64), "image_size": (32, 64, 96)},
@@ -69,6 +72,8 @@ class StepOptions:
             instead of a Python loop over parameters.
         concat_views: both views through the networks in one batch.
         compile: ``torch.compile`` the BYOL module.
+        compile_networks: ``torch.compile`` each of the learner's networks
+            (``--compile-mode``), the augmentation and the loss eager.
     """
 
     bf16: bool = False
@@ -76,6 +81,7 @@ class StepOptions:
     fused_ema: bool = False
     concat_views: bool = False
     compile: bool = False
+    compile_networks: bool = False
 
 
 def config_options(name: str, device: torch.device) -> StepOptions:
@@ -95,6 +101,7 @@ def config_options(name: str, device: torch.device) -> StepOptions:
         "default": default,
         "concat": dataclasses.replace(default, concat_views=True),
         "compile": dataclasses.replace(default, compile=True),
+        "compile_networks": dataclasses.replace(default, compile_networks=True),
     }
     if name not in table:
         raise ValueError(f"unknown configuration {name!r}; known: {', '.join(ALL_CONFIGS)}")
@@ -134,6 +141,9 @@ class Learner:
         self.byol.train()
         self.optimizer = torch.optim.Adam([p for p in self.byol.parameters() if p.requires_grad], lr=3e-4)
         self.forward = torch.compile(self.byol) if options.compile else self.byol
+        if options.compile_networks:
+            for name in NETWORKS:  # the wrappers share the parameters: the EMA and Adam see the same tensors
+                setattr(self.byol, name, torch.compile(getattr(self.byol, name), mode=args.compile_mode))
         generator = torch.Generator().manual_seed(args.seed)
         self.images = torch.rand(args.batch_size, 3, args.image_size, args.image_size, generator=generator).to(device)
 
@@ -274,6 +284,7 @@ def run_child(args: argparse.Namespace, config: str, batch_size: int, image_size
                "--image-size", str(image_size), "--batch-size", str(batch_size), "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--device", args.device, "--seed", str(args.seed)]
     command += ["--threads", str(args.threads)] if args.threads else []
+    command += ["--compile-mode", args.compile_mode] if args.compile_mode else []
     command += ["--breakdown"] if breakdown else []
     completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     for line in reversed(completed.stdout.splitlines()):
@@ -332,7 +343,8 @@ def flags(options: dict) -> str:
     parts = ["bf16" if options["bf16"] else "fp32", "channels_last" if options["channels_last"] else "contiguous",
              "fused EMA" if options["fused_ema"] else "loop EMA",
              "concat views" if options["concat_views"] else "view by view"]
-    return ", ".join(parts + (["compiled"] if options["compile"] else []))
+    return ", ".join(parts + (["compiled"] if options["compile"] else [])
+                     + (["networks compiled"] if options.get("compile_networks") else []))
 
 
 def results_table(results: list[dict], device: torch.device) -> str:
@@ -424,7 +436,7 @@ def report(args: argparse.Namespace, device: torch.device, results: list[dict], 
 def run_all(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     if args.configs == "all":
-        configs = [c for c in ALL_CONFIGS if c != "compile" or args.compile or device.type == "cuda"]
+        configs = [c for c in ALL_CONFIGS if not c.startswith("compile") or args.compile or device.type == "cuda"]
     else:
         configs = [c.strip() for c in args.configs.split(",") if c.strip()]
         for config in configs:
@@ -457,7 +469,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--configs", default="all", help=f"comma list from {', '.join(ALL_CONFIGS)}; default all")
     parser.add_argument("--sweep", action="store_true", help="also step time vs batch size and image size")
     parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke run")
-    parser.add_argument("--compile", action="store_true", help="include the torch.compile config on CPU")
+    parser.add_argument("--compile", action="store_true", help="include the torch.compile configs on CPU")
+    parser.add_argument("--compile-mode", default=None,
+                        help="torch.compile mode of compile_networks, e.g. max-autotune-no-cudagraphs (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=1,
                         help="rounds of fresh subprocesses per config, pooled (default 1)")

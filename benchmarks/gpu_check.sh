@@ -3,7 +3,11 @@
 #   1. the device-decoding tests (their cuda cases) and the learner on CUDA;
 #   2. ResNet-50 at 224 px, bf16, channels-last, BYOL from a folder of photo-sized
 #      JPEGs (built from scikit-image's photographs, nothing downloaded), augmentation
-#      included, once with the workers decoding and once with --gpu-decode.
+#      included, once with the workers decoding and once with --gpu-decode;
+#   3. the bare learner step (bench_step.py) eager and with the learner's networks
+#      compiled (COMPILE_MODE, default max-autotune-no-cudagraphs), and the colour part
+#      of each view alone (bench_photometric.py: ours, kornia, a per-image torchvision
+#      loop): the photometric share of the step. SKIP_STEP=1 leaves part 3 out.
 # Prints images/s (steps after the warm-up) and the share of the loop spent waiting
 # for data, and writes them to $OUT/gpu_check.json (or ./gpu_check.json).
 # Needs the test extra (pip install -e ".[test]": pytest, scikit-image).
@@ -22,6 +26,7 @@ BATCH=${BATCH:-256}
 FILES=${FILES:-8192}
 MODEL=${MODEL:-resnet50}
 SIZE=${SIZE:-224}
+COMPILE_MODE=${COMPILE_MODE:-max-autotune-no-cudagraphs}
 WORK=$(mktemp -d)
 RESULTS=${OUT:-.}/gpu_check.json
 trap 'rm -rf "$WORK"' EXIT
@@ -54,6 +59,17 @@ run() {  # name, extra flags...; a failed run is reported and the other still ru
 run workers
 run gpu_decode --gpu-decode
 
+if [ -z "${SKIP_STEP:-}" ]; then
+  echo "== the bare step, eager and networks compiled ($COMPILE_MODE), and the colour part alone"
+  # Each reports its own failure and the other still runs; compile time is inside the warm-up steps.
+  PYTHONPATH=$PWD $PY benchmarks/bench_step.py --model "$MODEL" --image-size "$SIZE" --batch-size "$BATCH" \
+    --configs default,compile_networks --compile-mode "$COMPILE_MODE" --steps 20 --warmup 5 \
+    --out "$WORK/step.json" || echo "the step benchmark failed"
+  PYTHONPATH=$PWD $PY benchmarks/bench_photometric.py --image-size "$SIZE" --batch-size "$BATCH" --repeats 10 \
+    --out "$WORK/photometric.json" || echo "the photometric benchmark failed"
+  if [ -n "${OUT:-}" ]; then cp "$WORK"/step.json "$WORK"/photometric.json "$OUT"/ 2>/dev/null || true; fi
+fi
+
 PYTHONPATH=$PWD $PY - "$WORK" "$RESULTS" "$BATCH" <<'PYEOF'
 import json, sys
 from pathlib import Path
@@ -76,6 +92,21 @@ for name in ("workers", "gpu_decode"):
                     "whole_run_images_per_second": summary["images_per_second"]}
     print(f"{name}: {result[name]['images_per_second']} images/s after warm-up, "
           f"{100 * result[name]['data_wait_fraction']:.1f} % of the loop waiting for data")
+step_path, photometric_path = work / "step.json", work / "photometric.json"
+if step_path.exists():
+    steps = {r["config"]: r for r in json.loads(step_path.read_text())["results"]}
+    result["step"] = {name: {"step_ms_median": r["step_ms_median"], "images_per_second": r.get("images_per_s"),
+                             "breakdown_ms": r.get("breakdown_ms")} for name, r in steps.items()}
+    for name, r in result["step"].items():
+        print(f"bare step, {name}: {r['step_ms_median']:.1f} ms, {r['images_per_second']} images/s")
+    if photometric_path.exists() and "default" in steps:
+        rows = json.loads(photometric_path.read_text())["rows"]
+        # The learner runs the colour part in fp32 (autocast off): both views' fp32 rows, over the eager step.
+        ours = sum(r["ms_median"] for r in rows if r["pipeline"] == "ours" and r["precision"] == "fp32")
+        result["photometric_ms_both_views"] = ours
+        result["photometric_share_of_step"] = round(ours / steps["default"]["step_ms_median"], 4)
+        print(f"photometric part: {ours:.1f} ms for both views, "
+              f"{100 * result['photometric_share_of_step']:.1f} % of the eager step (goal: 5 % or less)")
 out.write_text(json.dumps(result, indent=2))
 print(f"written to {out}")
 PYEOF

@@ -139,63 +139,73 @@ class LARS(torch.optim.Optimizer):
                 loss = closure()
 
         for group in self.param_groups:
-            for p in group["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                if grad.is_sparse:
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
+                if p.grad.is_sparse:
                     raise RuntimeError(f"LARS does not support sparse gradients (parameter of shape {tuple(p.shape)})")
-                update, scale = _scaled_update(p, grad, group)
-                if group["momentum"] == 0.0:
-                    _add_scaled_(p, update, scale, -1.0)
-                else:
-                    self._momentum_step_(p, update, scale, group["momentum"], group["nesterov"])
+            # foreach kernels and one stack of norms need one device and dtype per list.
+            for same in _by_device_and_dtype(params).values():
+                self._step_group(same, group)
         return loss
 
-    def _momentum_step_(
-        self, p: torch.Tensor, update: torch.Tensor, scale: float | torch.Tensor, momentum: float, nesterov: bool
-    ) -> None:
-        """``v = momentum * v + scale * update``, then ``p -= v`` (nesterov: ``p -= scale * update + momentum * v``)."""
-        state = self.state[p]
-        buf = state.get("momentum_buffer")
-        if buf is None:
-            buf = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["momentum_buffer"] = buf
-        buf.mul_(momentum)
-        _add_scaled_(buf, update, scale, 1.0)
-        if nesterov:
-            _add_scaled_(p, update, scale, -1.0)
-            p.add_(buf, alpha=-momentum)
+    def _step_group(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
+        """One step of parameters on one device and of one dtype, a few foreach kernels for all of them.
+
+        The trust ratios come from one ``_foreach_norm`` per list and a handful
+        of elementwise operations on the stacked norms, not from two norms and
+        a ``where`` per parameter.
+        """
+        grads = [p.grad for p in params]
+        momentum, nesterov = group["momentum"], group["nesterov"]
+        if group["lars_exclude"]:
+            updates, scales = grads, group["lr"]
         else:
-            p.sub_(buf)
+            weight_decay = group["weight_decay"]
+            # Fresh tensors only when decay changes the gradients; p.grad itself is never written.
+            updates = torch._foreach_add(grads, params, alpha=weight_decay) if weight_decay != 0.0 else grads
+            p_norms = torch.stack(torch._foreach_norm(params))
+            u_norms = torch.stack(torch._foreach_norm(updates))
+            # torch.where keeps everything on the device (no .item() sync) and avoids 0/0.
+            trust = torch.where((p_norms > 0) & (u_norms > 0),
+                                group["trust_coefficient"] * p_norms / (u_norms + group["eps"]),
+                                torch.ones_like(p_norms))
+            scales = list((trust * group["lr"]).unbind(0))
+        if momentum == 0.0:
+            _foreach_add_scaled_(params, updates, scales, -1.0)
+            return
+        buffers = []
+        for p in params:
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            buffers.append(state["momentum_buffer"])
+        torch._foreach_mul_(buffers, momentum)
+        _foreach_add_scaled_(buffers, updates, scales, 1.0)
+        if nesterov:
+            _foreach_add_scaled_(params, updates, scales, -1.0)
+            torch._foreach_add_(params, buffers, alpha=-momentum)
+        else:
+            torch._foreach_sub_(params, buffers)
 
 
-def _scaled_update(
-    p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]
-) -> tuple[torch.Tensor, float | torch.Tensor]:
-    """The direction ``d`` of one parameter and its step size ``lr * trust`` (``lr`` alone in an excluded group)."""
-    if group["lars_exclude"]:
-        return grad, group["lr"]
-    weight_decay = group["weight_decay"]
-    # A fresh tensor only when decay changes the gradient; p.grad itself is never written.
-    update = grad.add(p, alpha=weight_decay) if weight_decay != 0.0 else grad
-    p_norm = torch.linalg.vector_norm(p)
-    u_norm = torch.linalg.vector_norm(update)
-    # torch.where keeps everything on the device (no .item() sync) and avoids 0/0.
-    trust = torch.where(
-        (p_norm > 0) & (u_norm > 0),
-        group["trust_coefficient"] * p_norm / (u_norm + group["eps"]),
-        torch.ones_like(p_norm),
-    )
-    return update, trust * group["lr"]
+def _by_device_and_dtype(params: list[torch.Tensor]) -> dict[tuple[torch.device, torch.dtype], list[torch.Tensor]]:
+    groups: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+    for p in params:
+        groups.setdefault((p.device, p.dtype), []).append(p)
+    return groups
 
 
-def _add_scaled_(target: torch.Tensor, tensor: torch.Tensor, scale: float | torch.Tensor, sign: float) -> None:
-    """``target += sign * scale * tensor`` in place, without a temporary for ``scale * tensor``."""
-    if isinstance(scale, torch.Tensor):
-        target.addcmul_(tensor, scale, value=sign)
+def _foreach_add_scaled_(
+    targets: list[torch.Tensor], tensors: list[torch.Tensor], scales: list[torch.Tensor] | float, sign: float
+) -> None:
+    """``target += sign * scale * tensor`` for each pair, in place, without temporaries for ``scale * tensor``.
+
+    ``scales`` is one float for all (an excluded group's ``lr``) or a 0-d tensor per pair (``lr * trust``).
+    """
+    if isinstance(scales, float | int):
+        torch._foreach_add_(targets, tensors, alpha=sign * scales)
     else:
-        target.add_(tensor, alpha=sign * scale)
+        torch._foreach_addcmul_(targets, tensors, scales, value=sign)
 
 
 def lars_param_groups(module: nn.Module, weight_decay: float = 1.5e-6) -> list[dict[str, Any]]:
@@ -329,6 +339,7 @@ def build_optimizer(
     name_or_class: str | type[torch.optim.Optimizer],
     lr: float,
     weight_decay: float | None = None,
+    device: torch.device | str | None = None,
     **kwargs: Any,
 ) -> torch.optim.Optimizer:
     """Builds an optimiser by name or class.
@@ -336,6 +347,9 @@ def build_optimizer(
     With a module, LARS (by name, or ``LARS`` or a subclass) gets
     :func:`lars_param_groups`; any other optimiser gets the parameters that
     require grad. Parameters or groups passed directly are used as they are.
+    Adam and AdamW (exactly those classes) get ``fused=True`` when every
+    parameter is floating point on CUDA, unless ``fused`` or ``foreach`` is
+    given; elsewhere torch's default implementation runs, unchanged.
 
     Args:
         params_or_module: a module, an iterable of parameters, or parameter groups.
@@ -344,6 +358,9 @@ def build_optimizer(
         lr: learning rate.
         weight_decay: ``None`` keeps the optimiser's own default (0 for Adam and
             SGD, 0.01 for AdamW, 1.5e-6 for LARS).
+        device: where the parameters will train, when they are not there yet
+            (a trainer that moves the model after building the optimiser);
+            ``None`` reads each parameter's own device.
         **kwargs: further options for the optimiser (e.g. ``momentum`` for SGD).
 
     Returns:
@@ -367,4 +384,22 @@ def build_optimizer(
             params = [p for p in params_or_module.parameters() if p.requires_grad]
     else:
         params = params_or_module
+    if cls in (torch.optim.Adam, torch.optim.AdamW) and "fused" not in kwargs and "foreach" not in kwargs:
+        # Lists, so that reading the devices does not use up a generator the optimiser still needs.
+        params = [{**item, "params": _as_list(item["params"])} if isinstance(item, dict) else item for item in params]
+        if _all_cuda_floating(params, device):
+            kwargs["fused"] = True  # one kernel for the whole update instead of several per parameter list
     return cls(params, lr=lr, **kwargs)
+
+
+def _as_list(params: torch.Tensor | Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    return [params] if isinstance(params, torch.Tensor) else list(params)
+
+
+def _all_cuda_floating(params: list[Any], device: torch.device | str | None) -> bool:
+    """Every parameter is floating point and on CUDA (or will be: ``device``, where the caller moves them)."""
+    tensors = [t for item in params for t in (item["params"] if isinstance(item, dict) else [item])]
+    if isinstance(device, str):
+        device = torch.device(device)
+    on_cuda = (lambda t: t.is_cuda) if device is None else (lambda t: device.type == "cuda")
+    return bool(tensors) and all(t.is_floating_point() and on_cuda(t) for t in tensors)

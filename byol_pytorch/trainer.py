@@ -254,7 +254,7 @@ class BYOLTrainer:
             warnings.warn(f"learning_rate {lr} is very high for {cls.__name__} (BYOL's 0.2 is a LARS rate); "
                           "Adam usually collapses above ~1e-3: try 3e-4")
         return build_optimizer(self.learner, self.optimizer_klass or name, lr, c.weight_decay,
-                               **self.optimizer_kwargs)
+                               device=self.accelerator.device, **self.optimizer_kwargs)
 
     def _build_scheduler(self, optimizer: torch.optim.Optimizer) -> LambdaLR:
         """The learning-rate schedule; step ``k`` (from 0) runs at ``base_lr * factor(k)``.

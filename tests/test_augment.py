@@ -27,8 +27,12 @@ def test_each_image_of_a_batch_gets_its_own_crop() -> None:
 
 def test_views_follow_the_paper() -> None:
     view_1, view_2 = BYOLAugmentation(224, view=1), BYOLAugmentation(224, view=2)
-    assert view_1.blur.p == 1.0 and view_1.solarize is None
-    assert view_2.blur.p == pytest.approx(0.1) and view_2.solarize.p == pytest.approx(0.2)
+    assert (view_1.colour.blur_p, view_1.colour.solarize_p) == (1.0, 0.0)
+    assert (view_2.colour.blur_p, view_2.colour.solarize_p) == pytest.approx((0.1, 0.2))
+    for view in (view_1, view_2):
+        colour = view.colour
+        assert (colour.jitter, colour.jitter_p, colour.grayscale_p) == ((0.4, 0.4, 0.2, 0.1), 0.8, 0.2)
+        assert (colour.blur_kernel, colour.blur_sigma) == (23, (0.1, 2.0))
     crop = view_1.geometric[0]
     assert crop.flags["size"] == (224, 224)
     assert tuple(float(s) for s in crop._param_generator.scale) == pytest.approx((0.08, 1.0))
@@ -50,11 +54,13 @@ def test_any_channel_count_stays_in_range(channels: int) -> None:
 
 
 def test_fourth_channel_is_not_colour_jittered() -> None:
-    aug = BYOLAugmentation(16, view=1)
-    aug.geometric = torch.nn.Identity()  # isolate the colour operations
-    aug.blur = torch.nn.Identity()
-    x = torch.rand(4, 4, 16, 16)
-    torch.testing.assert_close(aug(x)[:, 3], x[:, 3])
+    aug = BYOLAugmentation(16, view=2)
+    x = torch.rand(64, 4, 16, 16)
+    out = aug.photometric(x)
+    # Only blur (p 0.1) and solarize (p 0.2) reach the fourth channel: most images keep it exactly.
+    kept = (out[:, 3] == x[:, 3]).flatten(1).all(1)
+    changed = (out[:, :3] != x[:, :3]).flatten(1).any(1)
+    assert int(kept.sum()) >= 32 and bool(changed[kept].float().mean() > 0.5)
 
 
 def test_normalize_adapts_to_channels() -> None:
@@ -88,10 +94,13 @@ def test_the_smallest_side_is_the_callers() -> None:
 def test_every_pipeline_blurs_with_the_papers_blur() -> None:
     digit_view_1, digit_view_2 = digit_augmentations(64)
     paper_view_1, paper_view_2 = BYOLAugmentation(64, view=1), BYOLAugmentation(64, view=2)
-    blurs = [digit_view_1[-1], digit_view_2[-2], paper_view_1.blur, paper_view_2.blur]
-    assert [blur.p for blur in blurs] == pytest.approx([1.0, 0.1, 1.0, 0.1])
+    blurs = [digit_view_1[-1], digit_view_2[-2]]
+    assert [blur.p for blur in blurs] == pytest.approx([1.0, 0.1])
     for blur in blurs:
         assert blur.flags["kernel_size"] == (blur_kernel_size(64),) * 2 == (7, 7)
+        assert tuple(float(s) for s in blur._param_generator.sigma) == pytest.approx(paper_view_1.colour.blur_sigma)
+    assert [view.colour.blur_p for view in (paper_view_1, paper_view_2)] == pytest.approx([1.0, 0.1])
+    assert paper_view_1.colour.blur_kernel == paper_view_2.colour.blur_kernel == 7
     assert random_gaussian_blur(64, p=1.0, kernel=5).flags["kernel_size"] == (5, 5)
 
 

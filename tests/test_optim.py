@@ -372,3 +372,74 @@ def test_build_optimizer_rejects_unknown_names_and_types() -> None:
         build_optimizer(tiny_cnn(), "rmsprop", lr=0.1)
     with pytest.raises(TypeError, match=r"Optimizer subclass, got <class 'torch.nn.modules.linear.Linear'>"):
         build_optimizer(tiny_cnn(), nn.Linear, lr=0.1)  # type: ignore[arg-type]
+
+
+def _reference_lars_step(params: list[nn.Parameter], buffers: dict[int, torch.Tensor], group: dict) -> None:
+    """LARS as its docstring writes it, one parameter at a time (the implementation before foreach)."""
+    with torch.no_grad():
+        for p in params:
+            if group["lars_exclude"]:
+                update, scale = p.grad, torch.tensor(group["lr"], dtype=p.dtype)
+            else:
+                update = p.grad + group["weight_decay"] * p
+                p_norm, u_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(update)
+                trust = group["trust_coefficient"] * p_norm / (u_norm + group["eps"])
+                scale = group["lr"] * (trust if p_norm > 0 and u_norm > 0 else torch.ones_like(p_norm))
+            if group["momentum"] == 0.0:
+                p.sub_(scale * update)
+                continue
+            buf = buffers.setdefault(id(p), torch.zeros_like(p))
+            buf.mul_(group["momentum"]).add_(scale * update)
+            p.sub_(scale * update + group["momentum"] * buf if group["nesterov"] else buf)
+
+
+@pytest.mark.parametrize(("momentum", "nesterov", "weight_decay"), [(0.9, False, 1.5e-6), (0.9, True, 1e-2),
+                                                                    (0.0, False, 1e-2)])
+def test_lars_equals_a_loop_over_parameters(momentum: float, nesterov: bool, weight_decay: float) -> None:
+    torch.manual_seed(0)
+    model = tiny_cnn().double()  # float64: the comparison sees the algorithm, not float32's rounding order
+    with torch.no_grad():
+        model.conv.weight[0].zero_()  # a zero parameter row is fine; a zero tensor takes trust 1
+        model.fc.bias.zero_()
+    reference, initial = copy.deepcopy(model), copy.deepcopy(model)
+    groups = lars_param_groups(model, weight_decay)
+    opt = LARS(groups, lr=0.3, momentum=momentum, nesterov=nesterov)
+    reference_groups = [{**g, "params": list(g2["params"])} for g, g2 in zip(opt.param_groups,
+                                                                              lars_param_groups(reference, weight_decay))]
+    buffers: dict[int, torch.Tensor] = {}
+    x = torch.randn(8, 3, 8, 8, dtype=torch.float64)
+    for _ in range(4):
+        for net in (model, reference):
+            net.zero_grad()
+            net(x).square().mean().backward()
+        model.bn.weight.grad.zero_()  # a zero gradient takes trust 1 too
+        reference.bn.weight.grad.zero_()
+        opt.step()
+        for group in reference_groups:
+            _reference_lars_step(group["params"], buffers, group)
+    # The steps themselves agree (the weights move by about 1e-3 of their size, so compare the moves).
+    for (name, p), q, start in zip(model.named_parameters(), reference.parameters(), initial.parameters()):
+        torch.testing.assert_close(p - start, q - start, rtol=1e-7, atol=1e-12, msg=name)
+        assert torch.equal(p, start) == (name == "bn.weight"), name  # only the zero-gradient one stood still
+
+
+def test_lars_steps_parameters_of_several_dtypes() -> None:
+    low, high = _param([3.0, 4.0]).float(), _param([3.0, 4.0])
+    low, high = nn.Parameter(low.detach()), nn.Parameter(high.detach())
+    low.grad, high.grad = torch.tensor([0.6, 0.8]), torch.tensor([0.6, 0.8], dtype=torch.float64)
+    LARS([low, high], lr=1.0, momentum=0.0, weight_decay=0.0, trust_coefficient=0.1, eps=0.0).step()
+    torch.testing.assert_close(low.detach().double(), high.detach())
+    assert low.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_is_fused_only_on_cuda(name: str) -> None:
+    # On the CPU torch's default implementation runs as before; fused=True where the training runs on CUDA.
+    model = tiny_cnn()
+    assert build_optimizer(model, name, 1e-3).defaults["fused"] is None
+    assert build_optimizer(model, name, 1e-3, foreach=False).defaults["fused"] is None
+    groups = [{"params": (p for p in model.parameters())}]  # a generator: still all there after the check
+    assert len(build_optimizer(groups, name, 1e-3).param_groups[0]["params"]) == len(list(model.parameters()))
+    if torch.cuda.is_available():
+        assert build_optimizer(model, name, 1e-3, device="cuda").defaults["fused"] is True
+        assert build_optimizer(model.cuda(), name, 1e-3).defaults["fused"] is True

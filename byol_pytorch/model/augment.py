@@ -2,8 +2,11 @@
 
 The views follow Grill et al. (2020), table 6: both views share random resized
 crop, flip, colour jitter and grayscale; view 1 is always blurred and never
-solarized, view 2 is rarely blurred and sometimes solarized. kornia draws the
-parameters of every operation for each image of the batch separately.
+solarized, view 2 is rarely blurred and sometimes solarized. Every operation
+is drawn for each image of the batch separately: kornia draws and applies the
+crop and flip, :class:`~byol_pytorch.model.photometric.PhotometricAugmentation`
+the colour part (plain torch: kornia's per-call orchestration made the colour
+part of a view slower than a loop over the images).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import OptionError
+from .photometric import BLUR_SIGMA, PhotometricAugmentation
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -24,8 +28,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 GRAY_MEAN, GRAY_STD = 0.449, 0.226
 # From this shorter side up, crops take the paper's area range (0.08, 1); below, (0.2, 1).
 PAPER_CROP_SCALE_MIN_SIDE = 64
-# The paper's range of the blur's standard deviation, in pixels.
-BLUR_SIGMA = (0.1, 2.0)
 
 
 def _is_int(value: object) -> bool:
@@ -165,6 +167,7 @@ class Normalize(nn.Module):
 class BYOLAugmentation(nn.Module):
     """One of BYOL's two views, as a module on ``(B, C, H, W)`` float images in [0, 1].
 
+    The colour part is :class:`PhotometricAugmentation` (``self.colour``).
     Colour jitter and grayscale need RGB: on 4-channel images they act on the
     first three channels and leave the fourth; on 1-channel images they are
     skipped. Output values are clipped to [0, 1]; normalisation is separate
@@ -196,12 +199,7 @@ class BYOLAugmentation(nn.Module):
             K.RandomResizedCrop(size, scale=self.crop.scale, ratio=self.crop.ratio, resample="BICUBIC"),
             K.RandomHorizontalFlip(p=self.crop.flip_p),
         )
-        self.colour = nn.Sequential(
-            K.ColorJitter(0.4, 0.4, 0.2, 0.1, p=0.8),
-            K.RandomGrayscale(p=0.2),
-        )
-        self.blur = random_gaussian_blur(size, blur_p, blur_kernel)
-        self.solarize = K.RandomSolarize(thresholds=(0.5, 0.5), additions=0.0, p=solarize_p) if solarize_p else None
+        self.colour = PhotometricAugmentation(blur_p, solarize_p, blur_kernel or blur_kernel_size(size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Draws one view of every image.
@@ -224,15 +222,7 @@ class BYOLAugmentation(nn.Module):
         Returns:
             The same shape, in [0, 1], each image with its own draws.
         """
-        channels = x.shape[1]
-        if channels == 3:
-            x = self.colour(x)
-        elif channels == 4:
-            x = torch.cat([self.colour(x[:, :3]), x[:, 3:]], dim=1)
-        x = self.blur(x)
-        if self.solarize is not None:
-            x = self.solarize(x)
-        return x.clamp_(0.0, 1.0)
+        return self.colour(x)
 
 
 def default_augmentations(

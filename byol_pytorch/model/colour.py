@@ -1,0 +1,114 @@
+"""Per-image colour operations on batches of RGB images, in place, in plain torch.
+
+Each function takes per-image parameters as ``(B,)`` or ``(B, k)`` tensors on
+the images' device and writes into the images it is given, so that a chain of
+them allocates little (on the CPU a fresh tensor of a batch costs more than
+the arithmetic) and never reads a value back to the host. The arithmetic
+follows torchvision's definitions (ITU-R 601-2 luma, blends clamped to
+[0, 1], hue rotated in HSV), so a batch matches a per-image torchvision
+loop with the same parameters to float rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# ITU-R 601-2 luma weights (the ones torchvision's and PIL's grayscale use).
+LUMA = (0.2989, 0.587, 0.114)
+
+
+def luma(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, 1, H, W)`` luma of ``(B, 3, H, W)`` RGB images, in their dtype (into ``out`` if given)."""
+    r, g, b = x.unbind(1)
+    gray = torch.mul(r, LUMA[0], out=None if out is None else out.squeeze(1))
+    return gray.add_(g, alpha=LUMA[1]).add_(b, alpha=LUMA[2]).unsqueeze(1)
+
+
+def shift_hue_(x: torch.Tensor, shift: torch.Tensor, work: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotates every pixel's hue by ``shift`` of a turn in place, keeping its HSV saturation and value.
+
+    Args:
+        x: ``(B, 3, H, W)`` RGB in [0, 1], overwritten.
+        shift: ``(B,)``, fractions of the colour circle (any sign; hues wrap around).
+        work: scratch space shaped like ``x`` (allocated when not given).
+
+    Returns:
+        ``x``; a shift of 0 gives back its values up to rounding.
+    """
+    if torch.finfo(x.dtype).bits < 32:
+        # The angle needs float32: in bfloat16 its rounding moved colours by up to 5 % of the range.
+        return x.copy_(shift_hue_(x.float(), shift, None if work is None else work.float()))
+    r, g, b = x.unbind(1)
+    # Only plain arithmetic below: on the CPU a torch.where, a comparison or a remainder costs 10-25 times an
+    # add, and the hue used to be most of the colour part's time.
+    low, value = torch.minimum(torch.minimum(r, g), b), torch.maximum(torch.maximum(r, g), b)
+    chroma = value - low
+    # Gray pixels have no hue; any positive divisor does there, as the result scales with their chroma of 0.
+    span = chroma.clamp_min(torch.finfo(x.dtype).tiny)
+    # Hue in sixths of a turn, from whichever channel is the largest (red first on ties, then green):
+    # (g - b) / chroma, 2 + (b - r) / chroma or 4 + (r - g) / chroma, picked with 0/1 signs of value - channel.
+    not_red, not_green = torch.sign(value - r), torch.sign(value - g)
+    green = torch.add(b - r, chroma, alpha=2)
+    green_or_blue = torch.addcmul(green, not_green, torch.add(r - g, chroma, alpha=4).sub_(green))
+    red = g - b
+    sixths = torch.addcmul(red, not_red, green_or_blue.sub_(red)).div_(span)
+    sixths += shift.view(-1, 1, 1).to(x.dtype) * 6
+    sixths -= torch.floor(sixths / 6) * 6  # into [0, 6)
+    # Back to RGB on the piecewise-linear HSV cone: channel n (red 0, green 2, blue 4 sixths) is
+    # value - chroma * clamp(d - 1, 0, 1), d its distance round the circle from the opposite hue; written as
+    # (value + chroma) - chroma * clamp(d, 1, 2), d = min(|t|, |t - 6|) with t = hue - (n + 3) in [-2, 8).
+    offsets = torch.tensor([0.0, -2.0, 2.0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    # x's values are all in the planes above by now: x and work hold the two halves of the distance.
+    t = torch.add(sixths.unsqueeze(1), offsets, out=torch.empty_like(x) if work is None else work)
+    distance = torch.minimum(torch.abs(t, out=x), t.sub_(6).abs_(), out=x).clamp_(1, 2)
+    top = value.add_(chroma).unsqueeze(1)
+    return torch.addcmul(top, chroma.unsqueeze(1), distance, value=-1, out=x)
+
+
+def _blend_slot_(x: torch.Tensor, op: torch.Tensor, factor: torch.Tensor, gray: torch.Tensor) -> None:
+    """One of brightness (0), contrast (1), saturation (2) per image, in place: ``factor * x + (1 - factor) * target``.
+
+    The three are blends of the image with a target: black, the image's mean
+    luma, the pixel's luma. A factor of exactly 1 leaves the image unchanged.
+    ``gray`` is a ``(B, 1, H, W)`` work buffer.
+    """
+    shape = (-1, 1, 1, 1)
+    factor = factor.view(shape).to(x.dtype)
+    rest = 1 - factor
+    luma(x, out=gray)
+    mean = gray.mean((2, 3), keepdim=True)
+    # The target times (1 - factor), on one plane: per image, the pixel's luma, its mean, or 0.
+    torch.addcmul(mean * rest * (op == 1).view(shape), gray, rest * (op == 2).view(shape), out=gray)
+    torch.addcmul(gray, x, factor, out=x).clamp_(0, 1)
+
+
+def colour_jitter_(
+    x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, hue_slot: torch.Tensor, work: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Brightness, contrast, saturation and hue of ``(B, 3, H, W)`` RGB in each image's own order, in place.
+
+    The batch runs three blend slots, one hue shift, and three blend slots
+    again; an image takes its ``j``-th blend in slot ``j`` before the hue
+    shift if ``j < hue_slot``, after it otherwise, and factor 1 (no change)
+    in the other slot. So every image runs each operation once, in its order.
+
+    Args:
+        x: ``(B, 3, H, W)`` RGB in [0, 1], overwritten.
+        factors: ``(B, 4)``: brightness, contrast, saturation factors (1 for
+            no change) and the hue shift in turns (0 for none).
+        order: ``(B, 3)`` long, a permutation of brightness (0), contrast (1), saturation (2).
+        hue_slot: ``(B,)`` long in ``[0, 3]``, how many of the three run before the hue shift.
+        work: scratch space shaped like ``x`` (allocated when not given).
+
+    Returns:
+        ``x``.
+    """
+    blends = factors[:, :3].gather(1, order)  # the factor of each image's j-th blend
+    ones = torch.ones_like(blends[:, 0])
+    gray = x.new_empty((x.shape[0], 1, *x.shape[2:]))
+    for slot in range(3):
+        _blend_slot_(x, order[:, slot], torch.where(hue_slot > slot, blends[:, slot], ones), gray)
+    shift_hue_(x, factors[:, 3], work)
+    for slot in range(3):
+        _blend_slot_(x, order[:, slot], torch.where(hue_slot <= slot, blends[:, slot], ones), gray)
+    return x
