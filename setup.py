@@ -8,6 +8,11 @@ ECOSYSTEM = {
     "transformers": ["transformers>=4.40"],
     "tensorboard": ["tensorboard>=2.10"],
     "parquet": ["pyarrow>=12"],
+    # WebDataset tar shards (--data 'shards/train-{000000..000127}.tar', TrainingStream).
+    "webdataset": ["webdataset>=1.0"],
+    # Hugging Face datasets: save_to_disk folders, Parquet with an image column, datasets.IterableDataset
+    # streams; 2.18 is the first with IterableDataset.state_dict, which a resumed stream restarts from.
+    "datasets": ["datasets>=2.18", "pyarrow>=12"],
 }
 EXTRAS = {
     **ECOSYSTEM,

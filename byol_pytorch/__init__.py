@@ -6,7 +6,7 @@ the trainer, which needs Hugging Face Accelerate, is imported on first use.
 
 from typing import Any
 
-from .data import DigitsDataset, ImageFolderDataset, LoaderCrops, MockDataset
+from .data import DigitsDataset, ImageFolderDataset, LoaderCrops, MockDataset, PhotoDataset, PhotoTransform, TrainingStream
 from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .model import BYOL, BYOLAugmentation, BYOLOutput, CropSpec, FrozenEncoder, cosine_tau
 from .optim import LARS
@@ -30,7 +30,10 @@ __all__ = [
     "MockDataset",
     "NonFiniteLossError",
     "NonFiniteStateError",
+    "PhotoDataset",
+    "PhotoTransform",
     "TrainerConfig",
+    "TrainingStream",
     "cosine_tau",
     "__version__",
 ]

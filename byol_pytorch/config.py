@@ -72,11 +72,18 @@ class TrainerConfig:
         None, "DataLoader worker processes; default: from the cores this process may use: on a GPU all but one per "
         "process (at most 16), on a CPU a quarter (byol_pytorch.devices.default_num_workers)")
     loader_crops: bool = _option(
-        True, "for an ImageFolderDataset: draw the views' crops and flips in the loader from the whole photo and "
-        "send them as uint8 (off: centre-crop the image first, crop on the device)")
+        True, "for photos (an ImageFolderDataset, Hugging Face rows, shards, streams of PIL images): draw the "
+        "views' crops and flips in the loader from the whole photo and send them as uint8 (off: centre-crop the "
+        "image first, crop on the device)")
     gpu_decode: bool = _option(
         False, "with loader_crops: send JPEGs undecoded and decode them in batches on the GPU "
         "(torchvision.io.decode_jpeg, nvJPEG); other formats are still decoded by the workers")
+    # Data
+    image_key: str | None = _option(
+        "image", "the key of a dict item's image (a Hugging Face column, a WebDataset member); an item without "
+        "it gives its only image-like value (none: always so)")
+    shuffle_buffer: int = _option(1000, "for a stream (no length): samples per loader worker its order is drawn "
+                                  "from (1: the source's order)")
     # Run folder, checkpoints, logging
     output_dir: str = _option("./checkpoints", "the run folder: checkpoints, net.pt, metrics.jsonl")
     checkpoint_every: int = _option(1000, "steps between checkpoints (and net.pt)")
@@ -96,7 +103,8 @@ class TrainerConfig:
     def validate(self) -> None:
         """Raises :class:`~byol_pytorch.errors.OptionError` naming the first option out of range."""
         positive = ("projection_size", "projection_hidden_size", "num_train_steps", "batch_size",
-                    "gradient_accumulation_steps", "checkpoint_every", "keep_checkpoints", "log_every", "knn_k")
+                    "gradient_accumulation_steps", "checkpoint_every", "keep_checkpoints", "log_every", "knn_k",
+                    "shuffle_buffer")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

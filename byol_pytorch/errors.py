@@ -44,6 +44,18 @@ class NoImagesError(ValueError):
     """A folder holds no image file with one of the extensions looked for."""
 
 
+class NoImageInItemError(ValueError):
+    """A dataset item is a dict without an image under the image key, nor a single image-like value.
+
+    Attributes:
+        keys: the item's keys, sorted.
+    """
+
+    def __init__(self, message: str, keys: list[str]) -> None:
+        super().__init__(message)
+        self.keys = keys
+
+
 class MissingClassFolderError(ValueError):
     """Labels were asked of a folder, but some images lie directly in it, outside any class folder.
 

@@ -66,11 +66,13 @@ class RunLayout:
 def checkpoint_contents(*, step: int, images_seen: int, learner: torch.nn.Module, optimizer: Any, scheduler: Any,
                         scaler: Any, probe: dict[str, Any] | None, config: dict[str, Any],
                         rng: list[dict[str, Any]], layout: RunLayout,
-                        buffers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                        buffers: list[dict[str, Any]] | None = None,
+                        streams: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The checkpoint of ``step``: tensors and plain containers only (it loads with ``weights_only=True``).
 
     ``buffers``: each process's own floating-point buffers of the learner (a
     checkpoint made on a stop request; ``learner`` holds their average).
+    ``streams``: each process's stream positions, when training reads a stream.
     """
     state = {
         "format": CHECKPOINT_FORMAT, "step": step, "images_seen": images_seen,
@@ -84,6 +86,8 @@ def checkpoint_contents(*, step: int, images_seen: int, learner: torch.nn.Module
         state["probe"] = probe
     if buffers is not None:
         state["buffers_per_process"] = buffers
+    if streams is not None:
+        state["streams"] = streams
     return state
 
 

@@ -22,7 +22,7 @@ from .config import TrainerConfig
 from .data import ImageFolderDataset, LoaderCrops
 from .data.pipeline import LearnerInput, TrainingData
 from .devices import default_num_workers, resolve_mixed_precision
-from .distributed import average_buffers, convert_sync_batchnorm
+from .distributed import average_buffers, convert_sync_batchnorm, gather_objects
 from .errors import DiskFullError
 from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
 from .model import BYOL
@@ -71,11 +71,17 @@ class BYOLTrainer:
             BYOL argument here and leave ``image_size`` out or equal to the
             learner's).
         dataset: any dataset of images: items may be tensors, PIL images,
-            numpy arrays or ``(image, label)`` pairs (labels ignored). An
-            :class:`~byol_pytorch.data.ImageFolderDataset` is read through
-            a copy that crops both views in the loader workers from the whole
-            photo and sends them as uint8 (``loader_crops``; not with
-            ``augment_fn``), the colour part running on the device.
+            numpy arrays, ``(image, label)`` pairs (labels ignored) or dicts
+            holding the image under ``image_key`` (a ``datasets.Dataset``);
+            or a stream without a length (a ``torch.utils.data.IterableDataset``,
+            a ``datasets.IterableDataset``, a :class:`~byol_pytorch.data.TrainingStream`
+            of tar shards), split across processes and workers. Its first item
+            is checked here. Photos (an
+            :class:`~byol_pytorch.data.ImageFolderDataset`, PIL images, encoded
+            bytes) are read through a copy that crops both views in the loader
+            workers from the whole photo and sends them as uint8
+            (``loader_crops``; not with ``augment_fn``), the colour part
+            running on the device.
         image_size: side of the augmented views, int or ``(height, width)``;
             required unless ``net`` is a :class:`BYOL`.
         eval_dataset: a labelled dataset for the periodic kNN monitor
@@ -268,14 +274,17 @@ class BYOLTrainer:
         return LambdaLR(optimizer, factor)
 
     def _loader_crops(self) -> LoaderCrops | None:
-        """The crops the loader workers draw: for an image folder with the built-in views (see ``loader_crops``)."""
+        """The crops the loader workers draw with the built-in views (see ``loader_crops``).
+
+        The data pipeline applies them to sources of photos (folders, Hugging Face rows, shards) and sends
+        tensors whole; with ``gpu_decode`` their JPEGs travel undecoded.
+        """
         dataset, c = self.dataset, self.config
-        if (c.loader_crops and isinstance(dataset, ImageFolderDataset) and dataset.views is None
-                and self.learner.takes_views):
+        if c.loader_crops and getattr(dataset, "views", None) is None and self.learner.takes_views:
             return LoaderCrops(self.learner.crop_spec, seed=c.seed, encoded_jpegs=c.gpu_decode)
         if c.gpu_decode:
-            warnings.warn("gpu_decode applies to an ImageFolderDataset with loader_crops and the built-in "
-                          "augmentation; this run decodes in the loader as usual", stacklevel=4)
+            warnings.warn("gpu_decode applies to photos (a folder, Hugging Face rows, shards) with loader_crops and "
+                          "the built-in augmentation; this run decodes in the loader as usual", stacklevel=4)
         return None
 
     @property
@@ -292,17 +301,19 @@ class BYOLTrainer:
         acc = self.accelerator
         return TrainingData(self.dataset, batch_size=self.config.batch_size, num_processes=acc.num_processes,
                             process_index=acc.process_index, seed=self.config.seed, num_workers=self.num_workers,
-                            device=acc.device, crops=self._loader_crops(), image_size=self.learner.image_size)
+                            device=acc.device, crops=self._loader_crops(), image_size=self.learner.image_size,
+                            image_key=self.config.image_key, shuffle_buffer=self.config.shuffle_buffer)
 
     @property
     def epoch(self) -> int:
-        """The epoch the next batch comes from."""
-        return self.images_seen // len(self.dataset)
+        """The epoch the next batch comes from (a stream: the earliest pass its consumed batches came from)."""
+        return self.data.epoch_of(self.images_seen)
 
     @property
     def batch_in_epoch(self) -> int:
-        """Batches of all processes together taken from the current epoch."""
-        return self.images_seen % len(self.dataset) // (self.config.batch_size * self.accelerator.num_processes)
+        """Batches of all processes together taken from the current epoch (a stream, which has no length: all)."""
+        length = self.data.length or self.images_seen + 1
+        return self.images_seen % length // (self.config.batch_size * self.accelerator.num_processes)
 
     @property
     def layout(self) -> RunLayout:
@@ -313,12 +324,13 @@ class BYOLTrainer:
 
     # -- checkpoints ---------------------------------------------------------------
 
-    def _contents(self, rng: list[dict[str, Any]], buffers: list[dict[str, Any]] | None) -> dict[str, Any]:
+    def _contents(self, rng: list[dict[str, Any]], buffers: list[dict[str, Any]] | None,
+                  streams: list[dict[str, Any]] | None) -> dict[str, Any]:
         return checkpoint_contents(
             step=self.step, images_seen=self.images_seen, learner=self.learner, optimizer=self.optimizer,
             scheduler=self.scheduler, scaler=self.accelerator.scaler,
             probe=self.probe.state_dict() if self.probe is not None else None, config=self.config.to_dict(),
-            rng=rng, buffers=buffers, layout=self.layout)
+            rng=rng, buffers=buffers, layout=self.layout, streams=streams)
 
     def sync_buffers(self) -> None:
         """Averages batch-norm running statistics over processes (online and target).
@@ -342,9 +354,13 @@ class BYOLTrainer:
         return self._save(stopping=False)
 
     def _save(self, stopping: bool) -> Path | None:
+        # A stream's place is each process's loader positions, not images_seen; gathered by all, as the rest.
+        stream = self.data.state_dict()
+        streams = gather_objects(self.accelerator, stream) if stream is not None else None
         return write_checkpoint(self.accelerator, net=self.net, learner=self.learner, optimizer=self.optimizer,
                                 step=self.step, output_dir=self.output_dir, keep=self.config.keep_checkpoints,
-                                contents=self._contents, stopping=stopping)
+                                contents=lambda rng, buffers: self._contents(rng, buffers, streams),
+                                stopping=stopping)
 
     # -- training ------------------------------------------------------------------
 
@@ -451,7 +467,8 @@ class BYOLTrainer:
             load_contents(state, learner=self.learner, optimizer=self.optimizer, scheduler=self.scheduler,
                           scaler=acc.scaler)
             restore_process_state(state, self.learner, acc.process_index, acc.num_processes, c.seed)
-            self.step, self.images_seen = saved_step, start_position(state, len(self.dataset))
+            self.step, self.images_seen = saved_step, start_position(state, self.data.length)
+            self.data.load_state_dict(state.get("streams"))
             if changes and acc.is_main_process:
                 warnings.warn(changes, stacklevel=4)
             where = f" (the main process's choice, sent to all {acc.num_processes})" if acc.num_processes > 1 else ""
@@ -534,11 +551,13 @@ class BYOLTrainer:
     def _report_skipped_files(self) -> None:
         # ImageFolderDataset counts the files its DataLoader workers met too; with
         # several processes this is the main process's share of the data.
-        skipped = getattr(self.dataset, "skipped_count", 0)
-        if skipped:
+        # A stream names each unreadable sample as it meets it, and has no total to compare with.
+        skipped, length = getattr(self.data.dataset, "skipped_count", 0), self.data.length
+        if skipped and length is not None:
+            noun = "image files" if isinstance(self.dataset, ImageFolderDataset) else "images"
             self.accelerator.print(
-                f"{skipped} of the {len(self.dataset)} image files could not be read and were skipped (each named "
-                f"above when first met); training used the other {len(self.dataset) - skipped}")
+                f"{skipped} of the {length} {noun} could not be read and were skipped (each named "
+                f"above when first met); training used the other {length - skipped}")
 
     def _build_probe(self, state: dict[str, Any] | None) -> OnlineProbe | None:
         """The online linear probe (main process only), continued from ``state`` when resuming."""

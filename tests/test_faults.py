@@ -222,6 +222,8 @@ class InjectNaN(MockDataset):
         return super().__getitem__(index)
 
 
+# In this process: a file run before this one on the same xdist worker may have left an Accelerator state.
+@pytest.mark.usefixtures("fresh_accelerate_state")
 def test_non_finite_weight_mid_run_stops_before_saving(tmp_path: Path) -> None:
     torch.manual_seed(0)
     net = tiny_cnn()

@@ -29,6 +29,9 @@ HOMES = {
     "NonFiniteLossError": "byol_pytorch.errors",
     "NonFiniteStateError": "byol_pytorch.errors",
     "LARS": "byol_pytorch.optim",
+    "PhotoDataset": "byol_pytorch.data",
+    "PhotoTransform": "byol_pytorch.data",
+    "TrainingStream": "byol_pytorch.data",
     "BYOLTrainer": "byol_pytorch.trainer",
     "TrainerConfig": "byol_pytorch.config",
 }

@@ -54,7 +54,8 @@ def test_no_checkpoint_at_step_zero_and_last_step_is_saved(tmp_path: Path) -> No
 class CrashAfter(MockDataset):
     def __init__(self, items: int) -> None:
         super().__init__(16, 32)
-        self.items, self.read = items, 0
+        # -1: the trainer reads item 0 once when it is built, to check that it holds an image.
+        self.items, self.read = items, -1
 
     def __getitem__(self, index: int) -> torch.Tensor:
         self.read += 1
@@ -164,7 +165,8 @@ class NaNAfter(MockDataset):
 
     def __init__(self, good: int) -> None:
         super().__init__(16, 64)
-        self.good, self.read = good, 0
+        # -1: the trainer reads item 0 once when it is built, to check that it holds an image.
+        self.good, self.read = good, -1
 
     def __getitem__(self, index: int) -> torch.Tensor:
         self.read += 1

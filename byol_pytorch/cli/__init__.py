@@ -7,6 +7,7 @@
     byol-pytorch train --out runs/mine --resume         # continue an interrupted run
     byol-pytorch eval --checkpoint runs/mine [--data LABELLED_DIR]
     byol-pytorch embed --checkpoint runs/mine --data DIR --out embeddings.npy
+    byol-pytorch train --data 'shards/train-{000000..000127}.tar'   # also: a save_to_disk folder, .parquet files
     accelerate launch -m byol_pytorch train ...         # several GPUs or processes
 
 ``train`` has one flag per field of :class:`byol_pytorch.TrainerConfig`
@@ -40,7 +41,7 @@ from ..errors import CheckpointError, DiskFullError, NonFiniteLossError, NonFini
 from .common import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, PROG, CLIError, Parser, first_line, image_size_arg, positive_int_arg
 from .embed import cmd_embed
 from .eval import cmd_eval
-from .flags import CLI_DEFAULTS, add_config_flags
+from .flags import CLI_DEFAULTS, add_config_flags, add_source_flags
 from .networks import DEFAULT_FOLDER_IMAGE_SIZE, DEFAULT_IMAGE_SIZE, DEFAULT_MODEL, HIDDEN_LAYER_TABLE, SMALL_IMAGE_SIDE
 from .train import AUGMENTATIONS, cmd_train
 
@@ -66,10 +67,12 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
         description="Pretrain a network with BYOL. With no --data it trains on scikit-learn's handwritten digits "
                     "(built in) and scores the result against the same network at random initialisation.",
     )
-    train.add_argument("--data", metavar="DIR", help="folder of training images, searched recursively "
-                                                     "(default: the built-in digits)")
-    train.add_argument("--eval-data", metavar="DIR", help="labelled folder (one sub-folder per class) to score the "
-                       "representation on, split 50/50 (default: the digits' test split when training on digits)")
+    train.add_argument("--data", metavar="SOURCE", help="training images: a folder (searched recursively), WebDataset "
+                       "tar shards ('shards/train-{000000..000127}.tar', read as a stream), a datasets save_to_disk "
+                       "folder, or .parquet files (default: the built-in digits)")
+    train.add_argument("--eval-data", metavar="SOURCE", help="labelled images to score the representation on, split "
+                       "50/50: a folder with one sub-folder per class, shards with .cls labels, or Hugging Face data "
+                       "with --label-column (default: the digits' test split when training on digits)")
     train.add_argument("--model", default=None, help="a torchvision classification model (or timm, if installed), "
                        f"randomly initialised (default: {DEFAULT_MODEL}). The representation is taken from: "
                        + "; ".join(f"{layer!r} for {what}" for layer, what in HIDDEN_LAYER_TABLE))
@@ -95,6 +98,7 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--threads", type=positive_int_arg, default=None, metavar="N",
                        help="CPU threads (default: torch's, usually one per core). Results depend on it "
                             "(float sums are ordered by thread); on cores other jobs keep busy, 1 can be much faster")
+    add_source_flags(train, image_key=False, label_column=True)
     add_config_flags(train, CLI_DEFAULTS)
     train.set_defaults(handler=cmd_train)
 
@@ -106,8 +110,11 @@ def _add_eval_command(commands: argparse._SubParsersAction) -> None:
         description="kNN top-1 (cosine) and linear-probe top-1 of a run's network and of the same architecture "
                     "at random initialisation. Without --data: the digits' train split is the bank and its test "
                     "split the queries; a labelled folder is split 50/50 per class.")
-    evaluate.add_argument("--data", metavar="LABELLED_DIR", default=None,
-                          help="folder with one sub-folder of images per class (default: the built-in digits)")
+    evaluate.add_argument("--data", metavar="SOURCE", default=None,
+                          help="labelled images: a folder with one sub-folder per class, tar shards with .cls "
+                          "labels, a datasets save_to_disk folder or .parquet files with --label-column "
+                          "(default: the built-in digits)")
+    add_source_flags(evaluate, image_key=True, label_column=True)
     evaluate.add_argument("--k", type=positive_int_arg, default=20, metavar="N",
                           help="neighbours of the kNN vote (default: 20)")
     evaluate.add_argument("--json", action="store_true", help="also print the scores as one JSON line")
@@ -123,7 +130,9 @@ def _add_embed_command(commands: argparse._SubParsersAction) -> None:
                     "FILE.pt holding {'embeddings': tensor, 'files': list}, FILE.safetensors (tensor 'embeddings', "
                     "the paths as a JSON list under the metadata key 'files') or FILE.parquet (columns path and "
                     "embedding; needs pyarrow).")
-    embed.add_argument("--data", required=True, metavar="DIR", help="folder of images, searched recursively")
+    embed.add_argument("--data", required=True, metavar="SOURCE", help="images: a folder (searched recursively), tar "
+                       "shards, a datasets save_to_disk folder or .parquet files")
+    add_source_flags(embed, image_key=True, label_column=False)
     embed.add_argument("--out", required=True, metavar="FILE", help="FILE.npy, .pt, .safetensors or .parquet")
     embed.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     embed.add_argument("--batch-size", type=positive_int_arg, default=256, metavar="N",

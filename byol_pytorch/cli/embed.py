@@ -1,4 +1,4 @@
-"""``byol-pytorch embed``: write the representation of every image of a folder."""
+"""``byol-pytorch embed``: write the representation of every image of a source (folder, shards, Hugging Face data)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import atomic_save, atomic_write
+from ..data.sources import item_names, unreadable_items
 from ..devices import set_cpu_threads
 from ..export import save_safetensors
 from .common import PROG, CLIError, pick_device
-from .datasets import Unlabelled, image_folder
+from .datasets import Unlabelled, source_images
 from .runs import load_trained, read_run
 from .scoring import features_of
 
@@ -50,14 +51,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     if device.type == "cpu":
         set_cpu_threads(args.threads)
-    images = image_folder(args.data, int(spec["image_size"]), labelled=False, flag="--data",
-                          on_unreadable="return_none")
+    images = source_images(args.data, int(spec["image_size"]), "--data", labelled=False, on_unreadable="return_none",
+                           image_key=args.image_key)
     net = load_trained(spec, state, run_dir)
-    # One row per readable file: an unreadable one gives no row, so the listing leaves it out too.
+    # One row per readable image: an unreadable one gives no row, so the listing leaves it out too.
     features, _ = features_of(net, spec["hidden_layer"], Unlabelled(images), device, batch_size=args.batch_size,
                               desc="embedding", progress=args.progress)
-    skipped = images.skipped_files
-    files = [f for f in images.files if f not in skipped]
+    skipped = unreadable_items(images)
+    files = [name for i, name in enumerate(item_names(images)) if i not in skipped]
     if skipped:
         print(f"{PROG}: warning: {len(skipped)} unreadable image(s) left out", file=sys.stderr)
     listing = _write_embeddings(out, features, files)

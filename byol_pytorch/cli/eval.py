@@ -17,7 +17,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     if device.type == "cpu":
         set_cpu_threads(args.threads)
-    sets = evaluation_sets(args.data, int(spec["image_size"]), "--data")
+    sets = evaluation_sets(args.data, int(spec["image_size"]), "--data", image_key=args.image_key,
+                           label_column=args.label_column)
     trained = load_trained(spec, state, run_dir)
     scores = score_backbones(spec, trained, sets.bank, sets.query, k=args.k, device=device, progress=args.progress)
     print(f"{run_dir}: {spec['model']} {spec['hidden_layer']!r} features, {sets.description()}, k={args.k}")

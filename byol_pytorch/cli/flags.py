@@ -124,6 +124,24 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: dict[str, Any] |
                                metavar=_metavar(name, members), help=text + shown)
 
 
+def add_source_flags(parser: argparse.ArgumentParser, *, image_key: bool, label_column: bool) -> None:
+    """The flags that say where a source's images and labels are (for the commands without TrainerConfig's flags).
+
+    Args:
+        parser: the command's parser.
+        image_key: add ``--image-key`` (``train`` has it from TrainerConfig).
+        label_column: add ``--label-column``.
+    """
+    if image_key:
+        parser.add_argument("--image-key", default=TrainerConfig.image_key, type=_value_parser([str], True),
+                            metavar="NAME", help="the column (Hugging Face data, Parquet) holding the images; "
+                            "without it, the only image-like column (default: %(default)s)")
+    if label_column:
+        parser.add_argument("--label-column", default="label", metavar="NAME",
+                            help="the column (Hugging Face data, Parquet) holding the class index of each image; "
+                            "tar shards read each sample's .cls (default: %(default)s)")
+
+
 def _metavar(name: str, members: Sequence[type]) -> str:
     if name == "hidden_layer":
         return "LAYER"

@@ -13,7 +13,6 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..config import TrainerConfig
-from ..data import DigitsDataset
 from ..devices import set_cpu_threads
 from ..errors import ImageSizeError
 from ..metrics import load_metrics
@@ -21,7 +20,7 @@ from ..model import digit_augmentations
 from ..preemption import TrainingStopped
 from ..trackers import check_trackers
 from .common import PROG, CLIError, first_line, write_json
-from .datasets import EvaluationSets, evaluation_sets, image_folder
+from .datasets import EvaluationSets, evaluation_sets, image_count, training_set
 from .flags import config_options
 from .runs import check_run_dir_on_main, process_state, resolve_run_dir, run_spec
 from .scoring import monitor_baseline, score_backbones, score_table
@@ -98,17 +97,16 @@ def _plan(args: argparse.Namespace) -> TrainJob:
     previous = check_run_dir_on_main(run_dir, options["resume"])
     spec, net = run_spec(args, previous, state.device.type)
     size = spec["image_size"]
-    train_set = (DigitsDataset(size, split="train") if args.data is None
-                 else image_folder(args.data, size, labelled=False, flag="--data"))
-    if len(train_set) < options["batch_size"] * state.num_processes:
-        raise CLIError(f"{len(train_set)} images are fewer than one batch ({options['batch_size']} x "
-                       f"{state.num_processes} processes); lower --batch-size or add images")
+    train_set = training_set(args.data, size, batch_size=options["batch_size"], rank=state.process_index,
+                             world_size=state.num_processes, image_key=options["image_key"], seed=options["seed"],
+                             shuffle_buffer=options["shuffle_buffer"])
     if args.crop_scale is not None and spec["augment"] != "paper":
         raise CLIError(f"--crop-scale sets the crops of the 'paper' views; these are the {spec['augment']!r} views "
                        "(--augment paper to use it)")
     eval_sets = None
     if args.data is None or args.eval_data:
-        eval_sets = evaluation_sets(args.eval_data, size, "--eval-data")
+        eval_sets = evaluation_sets(args.eval_data, size, "--eval-data", image_key=options["image_key"],
+                                    label_column=args.label_column)
     threads = set_cpu_threads(args.threads) if state.device.type == "cpu" else None
     options.update(output_dir=str(run_dir), hidden_layer=spec["hidden_layer"])
     if args.crop_scale is not None:
@@ -166,7 +164,7 @@ def _announcement(job: TrainJob) -> str:
     else:
         where = str(state.device) + (f", {job.threads} thread{'s' if job.threads != 1 else ''}" if job.threads else "")
     stem = ", small-image stem" if spec["small_image_stem"] else ""
-    return (f"BYOL: {spec['model']} ({spec['hidden_layer']!r} features{stem}) on {len(job.train_set)} images of "
+    return (f"BYOL: {spec['model']} ({spec['hidden_layer']!r} features{stem}) on {image_count(job.train_set)} of "
             f"{data_name} at {spec['image_size']} px; {options['num_train_steps']} steps of {options['batch_size']} "
             f"on {where}; run folder {job.run_dir}")
 

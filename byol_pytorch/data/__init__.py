@@ -14,10 +14,21 @@ module provides
   training views' crops, drawn from the whole photo in the loader as uint8
   (:func:`collate_views` batches them);
 * :class:`DigitsDataset`, scikit-learn's bundled 8x8 handwritten digits, a real
-  labelled image set that needs no download.
+  labelled image set that needs no download;
+* dict items (Hugging Face rows, WebDataset samples): the image under
+  ``image_key`` or the only image-like value (:func:`image_of`), and
+  :func:`check_first_item`, which refuses a dataset without images before
+  training;
+* :class:`PhotoDataset` and :class:`PhotoTransform`, photos of any size held
+  by any item (a ``datasets.Dataset`` row, a shard sample) as images of one
+  size or loader-cropped views;
+* :class:`TrainingStream`, tar shards, ``datasets.IterableDataset`` s and other
+  streams split across processes and workers, shuffled in a buffer, resumable;
+* :mod:`.sources`, what the command line's ``--data`` names, opened.
 
 Nothing here imports ``accelerate``; the module only depends on torch,
-torchvision, PIL, numpy and scikit-learn.
+torchvision, PIL, numpy and scikit-learn (``webdataset`` and ``datasets`` when
+shards or Hugging Face data are read).
 """
 
 from .crops import CroppedViews, LoaderCrops, collate_views
@@ -25,18 +36,28 @@ from .digits import DigitsDataset
 from .evaluation import EVAL_RESIZE
 from .folder import ImageFolderDataset, SkippedImageWarning
 from .images import IMAGE_EXTENSIONS, collate_images, to_image_tensor
+from .items import IMAGE_KEY, check_first_item, image_of
 from .mock import MockDataset
+from .photos import PhotoDataset, PhotoTransform, UnreadableImageError
+from .streams import TrainingStream
 
 __all__ = [
     "EVAL_RESIZE",
     "IMAGE_EXTENSIONS",
+    "IMAGE_KEY",
     "CroppedViews",
     "DigitsDataset",
     "ImageFolderDataset",
     "LoaderCrops",
     "MockDataset",
+    "PhotoDataset",
+    "PhotoTransform",
     "SkippedImageWarning",
+    "TrainingStream",
+    "UnreadableImageError",
+    "check_first_item",
     "collate_images",
     "collate_views",
+    "image_of",
     "to_image_tensor",
 ]

@@ -159,13 +159,16 @@ class LoaderCrops:
             crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return pil_to_uint8(crop)
 
-    def __call__(self, image: Image.Image, index: int, epoch: int) -> CroppedViews | EncodedViews:
+    def __call__(self, image: Image.Image, index: int, epoch: int, encoded: bytes | None = None
+                 ) -> CroppedViews | EncodedViews:
         """The two views of an opened, not yet decoded image.
 
         Args:
             image: as ``PIL.Image.open`` returns it (the header read, no pixels).
             index: the item's index in the dataset.
             epoch: the current epoch.
+            encoded: the file's bytes when ``image`` was opened from memory (a
+                shard sample, a Hugging Face row), for ``encoded_jpegs``.
 
         Returns:
             ``CroppedViews`` of two ``(3, H, W)`` uint8 tensors; with
@@ -173,9 +176,12 @@ class LoaderCrops:
         """
         height, width = upright_size(image)
         boxes = self.boxes(height, width, index, epoch)
-        if self.encoded_jpegs and image.format == "JPEG" and image.mode in ("RGB", "L") and image.filename:
-            with open(image.filename, "rb") as handle:
-                data = torch.frombuffer(bytearray(handle.read()), dtype=torch.uint8)
+        if (self.encoded_jpegs and image.format == "JPEG" and image.mode in ("RGB", "L")
+                and (encoded is not None or image.filename)):
+            if encoded is None:
+                with open(image.filename, "rb") as handle:
+                    encoded = handle.read()
+            data = torch.frombuffer(bytearray(encoded), dtype=torch.uint8)
             return EncodedViews(data, boxes_tensor(boxes))
         draft_for(image, self.shrink(boxes))
         decoded = load_upright_rgb8(image)

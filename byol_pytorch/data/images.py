@@ -1,4 +1,4 @@
-"""Dataset items to images: tensors, PIL images, numpy arrays and ``(image, label)`` pairs.
+"""Dataset items to images: tensors, PIL images, numpy arrays, ``(image, label)`` pairs and dicts.
 
 :func:`to_image_tensor` turns one item into a float32 ``(C, H, W)`` image in
 ``[0, 1]``; :func:`collate_images` stacks items into a ``(B, C, H, W)`` batch
@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import operator
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
+
+from .items import decode_image, image_of
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".jpg",
@@ -137,7 +139,7 @@ def _pil_to_image(image: Image.Image) -> torch.Tensor:
     return pil_to_tensor(image).to(torch.float32) / 255.0
 
 
-def to_image_tensor(item: Any) -> torch.Tensor:
+def to_image_tensor(item: Any, image_key: str | None = "image") -> torch.Tensor:
     """Converts one dataset item to a float32 image tensor.
 
     Args:
@@ -154,7 +156,11 @@ def to_image_tensor(item: Any) -> torch.Tensor:
               divided by 255, ``uint16`` by 65535, floating point kept as is;
             * a tuple or list whose first element is one of the above, such as
               the ``(image, label)`` pairs of labelled datasets. The rest is
-              ignored.
+              ignored;
+            * a dict (a Hugging Face row, a WebDataset sample) holding one of the
+              above, or encoded image bytes, under ``image_key`` or as its only
+              image-like value (:func:`~byol_pytorch.data.items.image_of`).
+        image_key: the key of a dict item's image.
 
     Returns:
         A float32 tensor of shape ``(C, H, W)``, in ``[0, 1]`` for integer
@@ -164,7 +170,13 @@ def to_image_tensor(item: Any) -> torch.Tensor:
     Raises:
         TypeError: the item, or its dtype, is not one of the supported kinds.
         ValueError: the item has the wrong number of dimensions.
+        NoImageInItemError: a dict item holds no image; the message lists its keys.
     """
+    if isinstance(item, Mapping):
+        item = decode_image(image_of(item, image_key))
+        if isinstance(item, Image.Image):
+            with item:
+                return _pil_to_image(item)
     if isinstance(item, (tuple, list)):
         if len(item) == 0:
             raise ValueError("got an empty tuple/list where an image or (image, label) was expected")
@@ -183,17 +195,18 @@ def to_image_tensor(item: Any) -> torch.Tensor:
     raise TypeError(
         f"cannot turn an item of type {type(item).__module__}.{type(item).__qualname__} "
         f"into an image; expected a torch.Tensor, PIL.Image.Image, numpy.ndarray or "
-        f"an (image, label) tuple"
+        f"an (image, label) tuple or a dict holding one"
     )
 
 
-def collate_images(items: Sequence[Any]) -> torch.Tensor:
+def collate_images(items: Sequence[Any], image_key: str | None = "image") -> torch.Tensor:
     """Stacks dataset items into one image batch, dropping any labels.
 
     Meant as the ``collate_fn`` of a ``DataLoader`` for BYOL training.
 
     Args:
         items: dataset items, each accepted by :func:`to_image_tensor`.
+        image_key: the key of a dict item's image (``functools.partial`` sets it for a loader).
 
     Returns:
         A float32 tensor of shape ``(B, C, H, W)``.
@@ -211,7 +224,7 @@ def collate_images(items: Sequence[Any]) -> torch.Tensor:
             f"ImageFolderDataset(on_unreadable='return_none') is for evaluation; train with "
             f"on_unreadable='next', which returns the next readable file"
         )
-    images = [to_image_tensor(item) for item in items]
+    images = [to_image_tensor(item, image_key) for item in items]
     shapes = sorted({tuple(image.shape) for image in images})
     if len(shapes) > 1:
         shown = ", ".join(str(shape) for shape in shapes[:_MAX_SHAPES_IN_MESSAGE])

@@ -24,16 +24,19 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .adapt import takes_loader_crops, training_source
 from .crops import CroppedViews, LoaderCrops, collate_views
-from .folder import ImageFolderDataset
 from .gpu_decode import EncodedBatch, collate_encoded, decode_views
 from .images import collate_images
+from .items import IMAGE_KEY
+from .streams import StreamBatch, StreamProgress, TrainingStream, collate_stream, merge_states
 
 __all__ = ["LearnerInput", "SpanningSampler", "TrainingData"]
 
@@ -86,11 +89,11 @@ class SpanningSampler(Sampler[tuple[int, int]]):
 
 
 class _EpochItems(Dataset):
-    """Reads ``dataset[index]`` for an ``(epoch, index)`` key; folders with loader crops draw that epoch's crops."""
+    """Reads ``dataset[index]`` for an ``(epoch, index)`` key; datasets with loader crops draw that epoch's crops."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
-        self.by_epoch = isinstance(dataset, ImageFolderDataset) and dataset.views is not None
+        self.by_epoch = getattr(dataset, "views", None) is not None and hasattr(dataset, "set_item_epoch")
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
         epoch, index = key
@@ -119,36 +122,60 @@ def _views_input(batch: CroppedViews, device: torch.device) -> LearnerInput:
 class TrainingData:
     """The training loader of ``dataset`` and the learner's input of each of its batches.
 
+    A map-style dataset is read by a :class:`SpanningSampler` from a global
+    position; a stream (an ``IterableDataset`` of any kind, tar shards as a
+    :class:`~byol_pytorch.data.TrainingStream`) is read as this process's
+    part of it, from the positions of :meth:`load_state_dict`, with no length.
+    Items holding photos of any size (PIL images, encoded bytes: Hugging Face
+    rows, shard samples) are decoded and sized in the workers
+    (:func:`~byol_pytorch.data.adapt.training_source`).
+
     Args:
-        dataset: a map-style dataset of images (any item :func:`collate_images` takes).
+        dataset: a map-style dataset or a stream of images (any item :func:`collate_images` takes, dicts
+            holding the image under ``image_key`` included).
         batch_size: images per batch and process.
         num_processes: processes training together.
         process_index: this process's rank.
         seed: the data order and the loader crops follow from it.
         num_workers: loader worker processes.
         device: where batches go.
-        crops: crop both views in the loader workers (uint8 to the device), for an
-            :class:`ImageFolderDataset` only; ``None`` sends whole images.
-        image_size: the views' size, for decoding JPEG-encoded views on the device.
+        crops: crop both views in the loader workers (uint8 to the device), where
+            the source holds photos (:func:`~byol_pytorch.data.adapt.takes_loader_crops`:
+            folders, Hugging Face rows, shards, streams of PIL images); tensors
+            and arrays, and every source with ``None``, are sent whole.
+        image_size: the views' size: photos are sized to it, and JPEG-encoded views decoded on the device.
+        image_key: the key of a dict item's image.
+        shuffle_buffer: a stream's samples per loader worker to draw its order from.
 
     Raises:
-        ValueError: the dataset holds fewer images than one batch of all processes.
+        ValueError: the dataset holds fewer images than one batch of all processes, or none.
+        NoImageInItemError: dict items without an image (the message lists their keys).
+        TypeError: items that are no kind of image (the message names their type).
     """
 
-    def __init__(self, dataset: Dataset, *, batch_size: int, num_processes: int, process_index: int, seed: int,
+    def __init__(self, dataset: Any, *, batch_size: int, num_processes: int, process_index: int, seed: int,
                  num_workers: int, device: torch.device, crops: LoaderCrops | None = None,
-                 image_size: tuple[int, int] | None = None) -> None:
-        length = len(dataset)  # type: ignore[arg-type]
-        if length < batch_size * num_processes:
+                 image_size: tuple[int, int] | None = None, image_key: str | None = IMAGE_KEY,
+                 shuffle_buffer: int = 1000) -> None:
+        source = training_source(dataset, image_size=image_size, image_key=image_key, rank=process_index,
+                                 world_size=num_processes, seed=seed, shuffle_buffer=shuffle_buffer)
+        self.stream = source if isinstance(source, TrainingStream) else None
+        length = None if self.stream is not None else len(source)  # type: ignore[arg-type]
+        if length is not None and length < batch_size * num_processes:
             raise ValueError(f"the dataset has {length} images, fewer than one batch "
                              f"({batch_size} per process x {num_processes} processes)")
+        if crops is not None and not takes_loader_crops(source):
+            crops = None  # tensors and arrays are sent whole; the learner crops them on the device
         if crops is not None:
-            if not isinstance(dataset, ImageFolderDataset):
-                raise TypeError(f"loader crops need an ImageFolderDataset, got {type(dataset).__name__}")
-            dataset = dataset.with_views(crops)
-        self.dataset, self.length = dataset, length
+            source = source.with_views(crops)  # type: ignore[union-attr]
+            self.stream = source if self.stream is not None else None
+        self.dataset, self.length = source, length
+        # Where the stream stands: the positions of the batches consumed (streams only).
+        self.progress = StreamProgress(num_processes * max(num_workers, 1)) if self.stream is not None else None
+        self._stream_start: dict[str, Any] = {}
         self.batch_size, self.num_processes, self.process_index = batch_size, num_processes, process_index
         self.seed, self.num_workers, self.device, self.image_size = seed, num_workers, device, image_size
+        self.image_key = image_key
         encoded = crops is not None and crops.encoded_jpegs
         self._collate, self._to_input = self._kind(crops is not None, encoded)
 
@@ -158,7 +185,7 @@ class TrainingData:
             return collate_encoded, self._decoded_input
         if cropped:
             return collate_views, lambda batch: _views_input(batch, self.device)
-        return collate_images, lambda batch: _images_input(batch, self.device)
+        return partial(collate_images, image_key=self.image_key), lambda batch: _images_input(batch, self.device)
 
     def _decoded_input(self, batch: EncodedBatch) -> LearnerInput:
         assert self.image_size is not None, "encoded views need the image size"
@@ -170,11 +197,34 @@ class TrainingData:
         return self.batch_size * self.num_processes
 
     def epoch_of(self, position: int) -> int:
-        """The epoch that global position ``position`` lies in."""
+        """The epoch that global position ``position`` lies in (a stream: the earliest pass of its consumed slots)."""
+        if self.length is None:
+            assert self.progress is not None
+            return min((int(p["pass"]) for p in self.progress.positions.values()), default=0)
         return position // self.length
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """A stream's positions in this process (``None`` for a map-style dataset: its place is ``images_seen``)."""
+        return self.progress.state_dict() if self.progress is not None else None
+
+    def load_state_dict(self, states: list[dict[str, Any]] | dict[str, Any] | None) -> None:
+        """Restarts a stream at the positions saved: every process's :meth:`state_dict`, or them merged."""
+        if self.stream is None or not states:
+            return
+        merged = merge_states(states) if isinstance(states, list) else states
+        self._stream_start = merged
+        assert self.progress is not None
+        # The slots of this process start where they were: a checkpoint made before any new batch keeps them.
+        mine = f"{self.process_index}/"
+        self.progress.positions = {k: dict(v) for k, v in merged.get("positions", {}).items() if k.startswith(mine)}
+
     def loader(self, start: int) -> DataLoader:
-        """This process's batches from global position ``start`` on, without end."""
+        """This process's batches from global position ``start`` on, without end (a stream: from its positions)."""
+        if self.stream is not None:
+            self.stream.load_state_dict(self._stream_start)
+            return DataLoader(self.stream, batch_size=self.batch_size,
+                              collate_fn=partial(collate_stream, collate=self._collate), num_workers=self.num_workers,
+                              pin_memory=self.device.type == "cuda")
         sampler = SpanningSampler(self.length, self.batch_size, self.num_processes, self.process_index,
                                   self.seed, start)
         return DataLoader(
@@ -184,5 +234,8 @@ class TrainingData:
         )
 
     def learner_input(self, batch: Any) -> LearnerInput:
-        """A loader batch as the learner takes it, on the device."""
+        """A loader batch as the learner takes it, on the device (a stream's batch: its positions recorded)."""
+        if isinstance(batch, StreamBatch):
+            assert self.progress is not None
+            batch = self.progress.consume(batch)
         return self._to_input(batch)

@@ -25,13 +25,17 @@ IMAGES, BATCH = 40, 4  # per process: with 2 processes an epoch is 5 steps, with
 
 
 class Recorded(MockDataset):
+    """Logs every index read once ``recording`` is on (the trainer reads item 0 when built, to check it)."""
+
     def __init__(self, out: Path) -> None:
         super().__init__(16, IMAGES)
         self.log = out / f"read-{os.environ.get('RANK', '0')}-{os.getpid()}-{time.monotonic_ns()}.txt"
+        self.recording = False
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        with open(self.log, "a") as handle:
-            handle.write(f"{index}\n")
+        if self.recording:
+            with open(self.log, "a") as handle:
+                handle.write(f"{index}\n")
         return super().__getitem__(index)
 
 
@@ -40,10 +44,13 @@ def build_trainer(out: Path, steps: int, resume: bool, **options: Any) -> BYOLTr
     torch.manual_seed(0)  # the same initial network in every run
     net = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 8, 3, padding=1), bn=nn.BatchNorm2d(8), relu=nn.ReLU(),
                                     pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(8, 4)))
-    return BYOLTrainer(net, dataset=Recorded(out), image_size=16, hidden_layer="flatten", num_train_steps=steps,
-                       batch_size=BATCH, checkpoint_every=100, output_dir=str(out), num_workers=0,
-                       projection_size=8, projection_hidden_size=16, mixed_precision="no", progress=False,
-                       log_every=1, resume=resume, **options)
+    dataset = Recorded(out)
+    trainer = BYOLTrainer(net, dataset=dataset, image_size=16, hidden_layer="flatten", num_train_steps=steps,
+                          batch_size=BATCH, checkpoint_every=100, output_dir=str(out), num_workers=0,
+                          projection_size=8, projection_hidden_size=16, mixed_precision="no", progress=False,
+                          log_every=1, resume=resume, **options)
+    dataset.recording = True
+    return trainer
 
 
 def learner_tensors(trainer: BYOLTrainer) -> dict[str, torch.Tensor]:
