@@ -228,15 +228,21 @@ def test_both_processes_stop_after_the_same_step_and_save_it(two: dict[str, Any]
                                                             signal_name: str) -> None:
     run, result = two["root"] / name, two["runs"][name]
     assert result.returncode != 0  # the launcher reports its workers' status as a failure (1)
-    assert f"stopped by SIG{signal_name} after step 3; saved {run / 'checkpoint-00000003.pt'}" in result.stdout
-    assert [p.name for p in list_checkpoints(run)] == ["checkpoint-00000003.pt"]
-    # Each process read the three batches of its three steps (num_workers=0 reads nothing ahead).
+    stopped = re.search(rf"stopped by SIG{signal_name} after step (\d+); saved (\S+);", result.stdout)
+    assert stopped, result.stdout[-2000:] + result.stderr[-2000:]
+    step = int(stopped[1])
+    # Sent after step 1, a request is read by every process within two steps. The launcher passes its
+    # SIGTERM on a little later, so there the workers may stop a step further.
+    assert step == 3 or (name == "launcher" and step == 4)
+    assert stopped[2] == str(run / f"checkpoint-{step:08d}.pt")
+    assert [p.name for p in list_checkpoints(run)] == [f"checkpoint-{step:08d}.pt"]
+    # Each process read the batches of its steps (num_workers=0 reads nothing ahead), none the same image.
     per_rank = [reads(sorted(run.glob(f"read-{rank}-*.txt"))) for rank in (0, 1)]
-    assert [len(r) for r in per_rank] == [12, 12] and len(set(per_rank[0] + per_rank[1])) == 24
+    assert [len(r) for r in per_rank] == [4 * step, 4 * step] and len(set(per_rank[0] + per_rank[1])) == 8 * step
     if name != "launcher":  # the launcher lists the status of its workers (rank 0 of "rank1" was told, not signalled)
         assert f"exitcode: {STATUS[signal_name]})" in result.stderr or \
             f"exitcode  : {STATUS[signal_name]}" in result.stderr, result.stderr[-2000:]
-    assert steps_logged(run) == [1, 2, 3]
+    assert steps_logged(run) == list(range(1, step + 1))
 
 
 def test_two_process_resume_equals_an_uninterrupted_two_process_run(two: dict[str, Any]) -> None:
@@ -252,7 +258,7 @@ def test_two_process_resume_equals_an_uninterrupted_two_process_run(two: dict[st
 def test_two_processes_resumed_on_one_read_the_rest_of_the_epoch_once_with_one_warning(
         two: dict[str, Any], tmp_path: Path) -> None:
     run = tmp_path / "run"
-    shutil.copytree(two["root"] / "launcher", run)
+    shutil.copytree(two["root"] / "group", run)  # stopped after step 3 (its workers got the Ctrl-C at once)
     before = read_logs(run)
     trainer, warned = train_in_process(run, steps=8, resume=True)  # 5 steps of 4: the epoch's last 16 and 4 more
     assert trainer.step == 8 and trainer.epoch == 1
