@@ -22,6 +22,7 @@ stops every process after step ``k + 1``.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,8 +99,6 @@ class StopSignals:
     @contextmanager
     def installed(self) -> Iterator[StopSignals]:
         """Installs the handlers; the previous ones come back on exit, whatever happens."""
-        import threading
-
         if not self.enabled or threading.current_thread() is not threading.main_thread():
             yield self
             return
