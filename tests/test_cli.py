@@ -43,14 +43,8 @@ def _reset_accelerate() -> None:
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_process_state():
-    """Accelerate keeps process-wide state between trainers; --threads changes torch's thread count."""
-    threads = torch.get_num_threads()
-    _reset_accelerate()
-    yield
-    _reset_accelerate()
-    torch.set_num_threads(threads)
+# Accelerate keeps process-wide state between trainers; --threads changes torch's thread count.
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 @pytest.fixture(scope="module")

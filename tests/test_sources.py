@@ -20,17 +20,15 @@ COUNT = 12  # photos in every source
 SHORT = tiny(steps="3", batch_size="4", image_size="32", knn_every="0", checkpoint_every="3")
 
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
+
 @pytest.fixture(autouse=True)
-def _fresh_process_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def _datasets_cache_here(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import datasets
 
     # datasets converts Parquet into its cache: here, not under the user's home.
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-    threads = torch.get_num_threads()
-    _reset_accelerate()
-    yield
-    _reset_accelerate()
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ which :meth:`_Source.samples` restarts (see ``byol_pytorch.data.streams``).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -40,11 +41,12 @@ class Slot(NamedTuple):
         return f"{self.rank}/{self.worker}"
 
 
-class Source:
+class Source(ABC):
     """How one kind of source is read by a slot: ``samples`` yields ``(raw sample, position after it)``."""
 
+    @abstractmethod
     def samples(self, slot: Slot, start: Position) -> Iterator[tuple[Any, Position]]:
-        raise NotImplementedError
+        """The slot's raw samples from ``start`` on, each with the position after it."""
 
 
 class _ShardSource(Source):
