@@ -78,6 +78,28 @@ def test_a_plain_stream_and_a_hugging_face_stream_split_too() -> None:
     assert len(seen[0]) == 16 and sorted(seen[0]) == sorted(f"h{i}" for i in range(16))
 
 
+@pytest.mark.parametrize("shards", [6, 2])
+def test_a_webdatasets_own_splitters_give_way_to_the_slots(shard_sets, shards: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import webdataset as wds
+
+    from byol_pytorch.data.adapt import training_source
+
+    pattern, keys = shard_sets[shards]
+    # Its default stages split by worker and refuse two processes (read from RANK and WORLD_SIZE, as a launcher
+    # sets them); with 2 shards for 4 slots, samples are dealt.
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    pipeline = wds.WebDataset(pattern, shardshuffle=False).decode("pil")
+    stages = list(pipeline.pipeline)
+    stream = training_source(pipeline, image_size=8, image_key="image", rank=1, world_size=2, seed=0,
+                             shuffle_buffer=2)
+    assert isinstance(stream, TrainingStream) and stream.rank == 1
+    seen = _passes_read(pipeline, world_size=2, workers=2, items_per_rank=24)
+    assert len(seen[0]) == 24 and sorted(seen[0]) == sorted(key.rsplit(":", 1)[1] for key in keys)
+    assert pipeline.pipeline == stages, "the user's pipeline was changed"
+
+
 def _run(source: object, count: int, buffer: int, state: dict | None = None) -> list[StreamItem]:
     stream = TrainingStream(source, shuffle_buffer=buffer, seed=3, shuffle_shards=False)
     if state is not None:
@@ -92,9 +114,12 @@ def _resumed(source: object, stop: int, count: int, buffer: int) -> tuple[list[S
     return before, _run(source, count, buffer, state)
 
 
-@pytest.mark.parametrize("source_kind", ["shards", "plain", "hugging face"])
+@pytest.mark.parametrize("source_kind", ["shards", "plain", "hugging face", "webdataset"])
 def test_without_a_shuffle_buffer_a_resumed_stream_continues_exactly(shard_sets, source_kind: str) -> None:
+    import webdataset as wds
+
     source = {"shards": shard_sets[6][0], "plain": _Numbers(24),
+              "webdataset": wds.WebDataset(shard_sets[6][0], shardshuffle=False),
               "hugging face": hf_dataset(24).add_column("__key__", [f"h{i}" for i in range(24)])
               .to_iterable_dataset(num_shards=3)}[source_kind]
     whole = [_key(i.item) for i in _run(source, 30, buffer=1)]

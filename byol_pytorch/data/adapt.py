@@ -76,7 +76,8 @@ def training_source(dataset: Any, *, image_size: ImageSize | None, image_key: st
     if isinstance(dataset, TrainingStream):
         check_first_item(dataset.source_samples(), getattr(dataset.transform, "image_key", image_key))
         return dataset.for_process(rank, world_size)
-    image = check_first_item(dataset, image_key)
+    # A stream's first item as one slot reads it (a webdataset pipeline without its splitters, which may refuse).
+    image = check_first_item(TrainingStream(dataset).source_samples() if is_stream(dataset) else dataset, image_key)
     photos = holds_photos(image) and not isinstance(dataset, ImageFolderDataset)
     if photos and image_size is None:
         raise ValueError(f"the items hold photos ({type(image).__name__}) to size, but no image_size was given")

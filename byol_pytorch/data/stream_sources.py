@@ -2,15 +2,20 @@
 
 Tar shards are dealt to slots by shard (by sample when there are fewer shards
 than slots); a ``datasets.IterableDataset`` is split by ``datasets`` itself;
-any other iterable is read whole by every slot, each keeping every ``S``-th
-sample. Each sample comes with the slot's *position* after reading it, from
+a ``webdataset`` pipeline has its own splitting stages replaced by one that
+deals its shards to slots (its samples, when it has no such stage or fewer
+shards than slots); any other iterable is read whole by every slot, each
+keeping every ``S``-th sample. Each sample comes with the slot's *position* after reading it, from
 which :meth:`_Source.samples` restarts (see ``byol_pytorch.data.streams``).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import copy
+import functools
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -101,11 +106,71 @@ class _IterableSource(Source):
     def __init__(self, source: Iterable[Any]) -> None:
         self.source = source
 
+    def _read_by(self, slot: Slot) -> tuple[Iterable[Any], bool]:
+        """What the slot iterates, and whether that is already its share (else it keeps every ``count``-th)."""
+        return self.source, False
+
     def samples(self, slot: Slot, start: Position) -> Iterator[tuple[Any, Position]]:
+        source, dealt = self._read_by(slot)
         pass_, skip = start["pass"], start.get("read", 0)
-        for read, sample in enumerate(self.source, start=1):
-            if read > skip and (read - 1) % slot.count == slot.index:
+        for read, sample in enumerate(source, start=1):
+            if read > skip and (dealt or (read - 1) % slot.count == slot.index):
                 yield sample, {"pass": pass_, "read": read}
+
+
+def _webdataset_splitters() -> tuple[Any, ...]:
+    from webdataset import shardlists
+
+    return shardlists.split_by_node, shardlists.single_node_only, shardlists.split_by_worker
+
+
+def _is_splitter(stage: Any) -> bool:
+    """Whether a pipeline stage is one of webdataset's node or worker splitters (a partial of one included)."""
+    function = stage.func if isinstance(stage, functools.partial) else stage
+    return any(function is splitter for splitter in _webdataset_splitters())
+
+
+def _deal(source: Iterable[Any], slot: Slot) -> Iterator[Any]:
+    """The slot's share of a pipeline's shards: every ``count``-th, from its ``index``."""
+    return islice(source, slot.index, None, slot.count)
+
+
+class _WebDatasetSource(_IterableSource):
+    """A ``webdataset`` pipeline (``wds.WebDataset``, ``wds.DataPipeline``), whose splitting is ours.
+
+    webdataset's splitters read the process and worker from the environment
+    and would split a second time under our slots (or, ``single_node_only``,
+    refuse two processes). A copy of the pipeline reads in their place:
+
+    * with a splitter stage and at least as many shards as slots, one stage
+      where the first splitter stood, dealing the shards to slots;
+    * otherwise, no splitter: every slot reads all the samples and keeps every
+      ``S``-th, as for any iterable.
+
+    The user's pipeline is never changed.
+    """
+
+    def __init__(self, pipeline: Any) -> None:
+        super().__init__(pipeline)
+        stages = list(pipeline.pipeline)
+        self.first_splitter = next((i for i, stage in enumerate(stages) if _is_splitter(stage)), None)
+        self.kept = [stage for stage in stages if not _is_splitter(stage)]
+        urls = getattr(stages[0], "urls", None) if stages else None
+        self.shards = len(urls) if isinstance(urls, list) else None
+
+    def _read_by(self, slot: Slot) -> tuple[Iterable[Any], bool]:
+        """A copy of the pipeline as the slot reads it, and whether it deals shards (else, samples)."""
+        by_shard = self.first_splitter is not None and (self.shards is None or self.shards >= slot.count)
+        stages = list(self.kept)
+        if by_shard:
+            stages.insert(self.first_splitter, functools.partial(_deal, slot=slot))
+        pipeline = copy.copy(self.source)
+        pipeline.pipeline = stages
+        return pipeline, by_shard
+
+
+def _is_webdataset(source: Any) -> bool:
+    return type(source).__module__.startswith("webdataset.") and isinstance(getattr(source, "pipeline", None), list)
 
 
 def source_of(source: Any, rank: int, world_size: int, seed: int, shuffle_shards: bool, undecoded: bool) -> Source:
@@ -116,6 +181,8 @@ def source_of(source: Any, rank: int, world_size: int, seed: int, shuffle_shards
         return _ShardSource(list(source), seed, shuffle_shards)
     if type(source).__module__.startswith("datasets.") and hasattr(source, "set_epoch"):
         return _HuggingFaceSource(source, rank, world_size, undecoded)
+    if _is_webdataset(source):
+        return _WebDatasetSource(source)
     if not isinstance(source, Iterable):
         raise TypeError(f"a stream's source must be shard names, a datasets.IterableDataset or an iterable, got "
                         f"{type(source).__module__}.{type(source).__qualname__}")

@@ -12,6 +12,12 @@ slot ``s`` of ``S = world_size x num_workers`` reads
 * a ``datasets.IterableDataset``: the shards ``datasets`` gives it
   (``split_dataset_by_node`` with the explicit rank, then its own split among
   workers);
+* a ``webdataset`` pipeline (``wds.WebDataset``, ``wds.DataPipeline``): a
+  copy whose own node and worker splitters are replaced by one that deals its
+  shards to the slots (webdataset's would split again under ours, or refuse two
+  processes); without a splitter stage, or with fewer shards than slots, its
+  samples are dealt instead, as for any iterable. A pipeline whose shard
+  shuffle has no fixed ``seed`` reads another order after a resume;
 * anything else: the whole source, keeping every ``S``-th sample;
 
 so that no sample is read by two slots in one pass. Each slot passes over its
