@@ -152,12 +152,12 @@ def test_broken_photos_are_skipped_with_one_line(tmp_path: Path, caplog: pytest.
     stream = TrainingStream(pattern, transform=PhotoTransform(16), shuffle_buffer=1, shuffle_shards=False)
     loader = DataLoader(stream, batch_size=2, collate_fn=partial(collate_stream, collate=collate_images))
     with caplog.at_level(logging.WARNING, logger="byol_pytorch.data.streams"):
-        batches = list(islice(loader, 2))
+        batches = list(islice(loader, 4))  # two passes: each broken sample is named once
     assert batches[0].batch.shape == (2, 3, 16, 16) and batches[0].batch.dtype == torch.float32
     # Samples 0, 2, 3, 5 decode; the batch's position is after its last read sample.
     assert batches[1].positions == {"0/0": {"pass": 0, "shard": 1, "read": 3}}
     assert [key for batch in batches for key in batch.keys] == [
-        (sample_key(tmp_path, i, 3), 0) for i in (0, 2, 3, 5)]
+        (sample_key(tmp_path, i, 3), p) for p in (0, 1) for i in (0, 2, 3, 5)]
     skipped = [r.getMessage() for r in caplog.records if "skipped unreadable image" in r.getMessage()]
     assert len(skipped) == 2 and "000001" in skipped[0] and "UnidentifiedImageError" in skipped[0]
 

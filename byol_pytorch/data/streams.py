@@ -197,9 +197,10 @@ class TrainingStream(IterableDataset):
     def __iter__(self) -> Iterator[StreamItem]:
         slot = self._slot()
         start = self._start_of(slot)
+        reported: set[str] = set()  # unreadable samples are named once per slot, not once per pass
         while True:
             yielded = 0
-            for item, key, position in self._shuffled(slot, start):
+            for item, key, position in self._shuffled(slot, start, reported):
                 yielded += 1
                 yield StreamItem(item, slot.name, position, key)
             if yielded == 0 and "read" not in start and "state" not in start and "shard" not in start:
@@ -208,7 +209,7 @@ class TrainingStream(IterableDataset):
                 return
             start = {"pass": start["pass"] + 1}
 
-    def _shuffled(self, slot: Slot, start: Position) -> Iterator[tuple[Any, str | None, Position]]:
+    def _shuffled(self, slot: Slot, start: Position, reported: set[str]) -> Iterator[tuple[Any, str | None, Position]]:
         """The slot's kept samples of one pass, transformed, in shuffle-buffer order, with keys and positions."""
         rng = np.random.default_rng([self.seed, slot.index, start["pass"], start.get("shard", 0), start.get("read", 0)])
         buffer: list[Any] = []
@@ -221,17 +222,17 @@ class TrainingStream(IterableDataset):
             buffer.append(sample)
             chosen = _draw(buffer, rng)
             counter += 1
-            item = self._transformed(chosen, slot, counter, position)
+            item = self._transformed(chosen, slot, counter, position, reported)
             if item is not None:
                 yield item, _key_of(chosen), position
         while buffer:
             chosen = _draw(buffer, rng)
             counter += 1
-            item = self._transformed(chosen, slot, counter, position)
+            item = self._transformed(chosen, slot, counter, position, reported)
             if item is not None:
                 yield item, _key_of(chosen), position
 
-    def _transformed(self, sample: Any, slot: Slot, counter: int, position: Position) -> Any:
+    def _transformed(self, sample: Any, slot: Slot, counter: int, position: Position, reported: set[str]) -> Any:
         if self.transform is None:
             return sample
         # A distinct index per slot and item for the loader crops' draws.
@@ -240,6 +241,9 @@ class TrainingStream(IterableDataset):
             return self.transform(sample, index, position["pass"])
         except UnreadableImageError as error:
             key = _key_of(sample) or f"#{counter}"
+            if key in reported:
+                return None
+            reported.add(key)
             _LOG.warning("skipped unreadable image %s (stream slot %s): %s", key, slot.name, error.reason)
             return None
 
