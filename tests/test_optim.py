@@ -420,7 +420,10 @@ def test_lars_equals_a_loop_over_parameters(momentum: float, nesterov: bool, wei
     # The steps themselves agree (the weights move by about 1e-3 of their size, so compare the moves).
     for (name, p), q, start in zip(model.named_parameters(), reference.parameters(), initial.parameters()):
         torch.testing.assert_close(p - start, q - start, rtol=1e-7, atol=1e-12, msg=name)
-        assert torch.equal(p, start) == (name == "bn.weight"), name  # only the zero-gradient one stood still
+        # Only the zero-gradient one stood still. conv.bias may stand still or not: the batch norm after the conv
+        # cancels any constant, so its gradient is zero but for rounding, which differs from CPU to CPU.
+        if name != "conv.bias":
+            assert torch.equal(p, start) == (name == "bn.weight"), name
 
 
 def test_lars_steps_parameters_of_several_dtypes() -> None:
