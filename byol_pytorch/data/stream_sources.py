@@ -11,9 +11,9 @@ which :meth:`_Source.samples` restarts (see ``byol_pytorch.data.streams``).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import copy
 import functools
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any, NamedTuple
