@@ -1,7 +1,8 @@
 """The colour part of BYOL's two views, three ways, side by side in one run.
 
 - ``ours``: :class:`byol_pytorch.model.photometric.PhotometricAugmentation`, the
-  default views' colour part (plain torch, per-image draws, no loop over images);
+  default views' colour part (plain torch, per-image draws, no loop over images),
+  in place in the batch it is given, as the default views run it on their crops;
 - ``kornia``: the same pipeline from kornia's augmentation modules (what the default
   views used before: ``ColorJitter``, ``RandomGrayscale``, ``RandomGaussianBlur``,
   ``RandomSolarize``, per-image draws);
@@ -32,6 +33,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import kornia.augmentation as K
@@ -77,15 +79,17 @@ def torchvision_loop_view(size: int, view: int) -> Callable[[torch.Tensor], torc
 
 def build(name: str, size: int, view: int) -> Callable[[torch.Tensor], torch.Tensor]:
     if name == "ours":
-        return BYOLAugmentation(size, view=view).colour
+        # As the default views run it: in the crops' own tensor (timed() hands it a copy of the batch).
+        return partial(BYOLAugmentation(size, view=view).colour, inplace=True)
     return kornia_view(size, view) if name == "kornia" else torchvision_loop_view(size, view)
 
 
 def timed(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, precision: str) -> tuple[float, float]:
-    """Wall and CPU milliseconds of one call."""
+    """Wall and CPU milliseconds of one call (on a copy of ``x`` made before the clock starts)."""
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if precision == "bf16_autocast" else (
         contextlib.nullcontext())
     sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    x = x.clone()
     with torch.no_grad(), autocast:
         sync()
         wall, cpu = time.perf_counter(), time.process_time()

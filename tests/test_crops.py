@@ -174,6 +174,10 @@ def test_the_module_takes_loader_views_and_keeps_its_tensor_api() -> None:
     views = (torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8),
              torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8))
     assert torch.isfinite(learner(views=views))
+    # Float views are the caller's: the colour works on a copy of them (uint8 ones become our own floats).
+    floats = tuple(v.float() / 255 for v in views)
+    kept = tuple(v.clone() for v in floats)
+    assert torch.isfinite(learner(views=floats)) and all(torch.equal(a, b) for a, b in zip(floats, kept))
     # The tensor API: both views drawn on the device from any size of image, same kind of views.
     images = torch.rand(4, 3, 24, 30)
     view = learner.augment1(images)

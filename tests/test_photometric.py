@@ -66,8 +66,9 @@ def _every_order(draw: PhotometricDraw) -> PhotometricDraw:
                                hue_slot=torch.cat([hue_slots, draw.hue_slot[48:]]))
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["in runs", "batched"])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_a_batch_equals_torchvision_image_by_image_with_the_same_draws(channels_last: bool) -> None:
+def test_a_batch_equals_torchvision_image_by_image_with_the_same_draws(channels_last: bool, batched: bool) -> None:
     aug = _everything()
     x = _colourful(64, size=10)
     if channels_last:
@@ -75,17 +76,21 @@ def test_a_batch_equals_torchvision_image_by_image_with_the_same_draws(channels_
     draw = _every_order(aug.draw(64, "cpu", torch.Generator().manual_seed(1)))
     assert len({tuple(p) for p in draw.permutation().tolist()}) == 24
     assert all(0 < float(flag.float().mean()) < 1 for flag in (draw.jitter, draw.grayscale, draw.blur, draw.solarize))
-    out = aug.apply(x, draw)
+    out = aug.apply(x, draw, batched=batched)
     torch.testing.assert_close(out, _reference(x, draw, aug), atol=1e-5, rtol=0)
     assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
-def test_groups_on_the_cpu_give_the_whole_batch_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    aug, x = _everything(), _colourful(40)
-    draw = aug.draw(40, "cpu")
-    whole = aug.apply(x, draw)
-    monkeypatch.setattr(photometric, "CPU_CHUNK_BYTES", 7 * x[0].numel() * 4)  # groups of 7, the last of 5
-    assert torch.equal(aug.apply(x, draw), whole)
+@pytest.mark.parametrize(("channels", "dtype"), [(3, torch.float32), (4, torch.float32), (3, torch.bfloat16)])
+def test_the_cpus_runs_give_the_batched_result(monkeypatch: pytest.MonkeyPatch, channels: int,
+                                               dtype: torch.dtype) -> None:
+    aug, x = _everything(), torch.rand(96, channels, 8, 8).to(dtype)
+    draw = aug.draw(96, "cpu", torch.Generator().manual_seed(2))
+    batched = aug.apply(x, draw, batched=True)
+    tolerance = 1e-5 if dtype == torch.float32 else 3e-2  # bfloat16: a few units in the last place
+    torch.testing.assert_close(aug.apply(x, draw), batched, atol=tolerance, rtol=0)
+    monkeypatch.setattr(photometric, "CPU_CHUNK_BYTES", 3 * x[0].numel() * x.element_size())  # runs of 3 at most
+    torch.testing.assert_close(aug.apply(x, draw), batched, atol=tolerance, rtol=0)
 
 
 def _torchvision_draws(count: int) -> dict[str, list]:
@@ -297,3 +302,14 @@ def test_bad_settings_and_inputs_are_named() -> None:
         _everything()(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
     with pytest.raises(ValueError, match="a blur kernel of 23 needs images of at least 12 px a side, got 8x8"):
         PhotometricAugmentation(1.0, 0.0, 23)(torch.rand(2, 3, 8, 8))
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["in runs", "batched"])
+def test_in_place_gives_the_same_views_and_the_default_leaves_the_input(batched: bool) -> None:
+    aug, x = _everything(), _colourful(24)
+    draw = aug.draw(24, "cpu", torch.Generator().manual_seed(4))
+    kept = x.clone()
+    copied = aug.apply(x, draw, batched=batched)
+    assert torch.equal(x, kept) and not torch.equal(copied, x)
+    mine = x.clone()
+    assert aug.apply(mine, draw, batched=batched, inplace=True) is mine and torch.equal(mine, copied)

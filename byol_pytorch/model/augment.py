@@ -210,19 +210,20 @@ class BYOLAugmentation(nn.Module):
         Returns:
             ``(B, C, image_size[0], image_size[1])`` in [0, 1].
         """
-        # Bicubic resampling overshoots; clip before the colour operations.
-        return self.photometric(self.geometric(x).clamp_(0.0, 1.0))
+        # Bicubic resampling overshoots; clip before the colour operations (which work in the crops' own tensor).
+        return self.photometric(self.geometric(x).clamp_(0.0, 1.0), inplace=True)
 
-    def photometric(self, x: torch.Tensor) -> torch.Tensor:
+    def photometric(self, x: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
         """The view's colour part alone, for views already cropped and flipped (by a loader).
 
         Args:
             x: ``(B, C, H, W)`` float images in [0, 1].
+            inplace: write into ``x`` (a tensor the caller owns).
 
         Returns:
             The same shape, in [0, 1], each image with its own draws.
         """
-        return self.colour(x)
+        return self.colour(x, inplace=inplace)
 
 
 def default_augmentations(

@@ -390,6 +390,7 @@ class BYOL(nn.Module):
                              "replaced the pipelines; pass images x so that your augmentation runs")
         if not isinstance(views, Sequence) or len(views) != 2:
             raise TypeError(f"views must be a pair (view_1, view_2) of image batches, got {type(views).__name__}")
+        owned = [v.dtype == torch.uint8 for v in views]  # made into floats here: the colour may work in them
         first, second = (self._check_input(v) for v in views)
         expected = (*first.shape[:2], *self.image_size)
         if tuple(first.shape) != expected or tuple(second.shape) != expected:
@@ -399,7 +400,8 @@ class BYOL(nn.Module):
         augment1, augment2 = self.augment1, self.augment2
         assert isinstance(augment1, BYOLAugmentation) and isinstance(augment2, BYOLAugmentation)
         with torch.autocast(device_type=first.device.type, enabled=False):
-            return self._prepare(augment1.photometric(first)), self._prepare(augment2.photometric(second))
+            return (self._prepare(augment1.photometric(first, inplace=owned[0])),
+                    self._prepare(augment2.photometric(second, inplace=owned[1])))
 
     def _prepare(self, views: torch.Tensor) -> torch.Tensor:
         if self.normalize is not None:
