@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import subprocess
 import sys
 import warnings
@@ -21,7 +22,7 @@ from byol_pytorch.data import (
     DigitsDataset,
     ImageFolderDataset,
     MockDataset,
-    SkippedImageWarning,
+    UnreadableReports,
     collate_images,
     to_image_tensor,
 )
@@ -375,13 +376,17 @@ def test_corrupt_files_are_skipped_with_one_line_each(folder_with_corrupt_files:
     assert first_pass[2][1].mean() > 0.99  # c_good is green
     assert collate_images(first_pass).shape == (4, 3, 8, 8)
 
-    assert issubclass(SkippedImageWarning, UserWarning)  # still there for code that filters it
-
-    # Once per file per process: a fresh dataset records the file, silently.
+    # A dataset of its own reports the file again; one sharing the first's reports records it silently.
     caplog.clear()
     again = ImageFolderDataset(root, image_size=8)
     again[1]
-    assert not _skip_lines(caplog) and again.skipped_count == 1
+    assert len(_skip_lines(caplog)) == 1 and again.skipped_count == 1
+    caplog.clear()
+    shared = ImageFolderDataset(root, image_size=8, reports=again._reports)
+    shared[1]
+    assert not _skip_lines(caplog) and shared.skipped_count == 1
+    # Sent to a spawned worker, the reports keep what was reported (weak references do not pickle).
+    assert pickle.loads(pickle.dumps(again._reports))._reported == {truncated}
 
 
 def test_unreadable_files_can_be_left_out(folder_with_corrupt_files: Path) -> None:
@@ -398,12 +403,13 @@ def test_unreadable_files_can_be_left_out(folder_with_corrupt_files: Path) -> No
 def test_a_second_dataset_does_not_repeat_what_workers_reported(tmp_path: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     _, broken = write_digit_folder(tmp_path)
-    training = ImageFolderDataset(tmp_path, 8)
+    reports = UnreadableReports()
+    training = ImageFolderDataset(tmp_path, 8, reports=reports)
     assert sum(len(batch) for batch in DataLoader(training, batch_size=3, num_workers=2,
                                                   collate_fn=collate_images)) == 15
     assert training.skipped_files == {str(p) for p in broken}  # met by the workers, counted here
     # The command line's evaluation copy of the same folder, read in this process.
-    evaluation = ImageFolderDataset(tmp_path, 8, return_labels=True, on_unreadable="return_none")
+    evaluation = ImageFolderDataset(tmp_path, 8, return_labels=True, on_unreadable="return_none", reports=reports)
     assert sum(evaluation[i] is None for i in range(len(evaluation))) == 3 == evaluation.skipped_count
     assert not _skip_lines(caplog)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +14,19 @@ from PIL import Image
 from byol_pytorch import CropSpec, ImageFolderDataset, LoaderCrops
 from byol_pytorch.data import CroppedViews, collate_views
 from byol_pytorch.data.crops import EncodedViews
-from byol_pytorch.data.gpu_decode import collate_encoded, decode_views
+from byol_pytorch.data.gpu_decode import EncodedBatch, collate_encoded, decode_views
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device")])]
 
 
-def _smooth_photos(folder: Path) -> Path:
+def _smooth_photos(folder: Path, count: int = 4) -> Path:
     folder.mkdir()
     y, x = np.mgrid[0:60, 0:80]
-    for i in range(3):
+    for i in range(count - 1):
         array = np.stack([x * 3 + i * 10, y * 4, (x + y) * 2], axis=-1).clip(0, 255).astype(np.uint8)
         Image.fromarray(array).save(folder / f"{i}.jpg", quality=95)
-    Image.fromarray(np.full((60, 80, 3), 90, np.uint8)).save(folder / "3.png")  # not a JPEG: cropped in the worker
+    Image.fromarray(np.full((60, 80, 3), 90, np.uint8)).save(folder / f"{count - 1}.png")  # not a JPEG: the worker crops
     return folder
 
 
@@ -44,13 +46,21 @@ def test_device_decoding_gives_the_workers_views(tmp_path: Path, device: str) ->
         assert (got.cpu().float() - want.float()).abs().mean() < 6
 
 
-def test_a_file_that_fails_to_decode_takes_another_images_views(tmp_path: Path) -> None:
+def test_a_file_that_fails_to_decode_takes_another_images_views(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
     folder = _smooth_photos(tmp_path / "photos")
     encoded = ImageFolderDataset(folder, 16, views=LoaderCrops(CropSpec.paper(16), encoded_jpegs=True))
     items = [encoded[i] for i in range(3)]
+    intact = decode_views(collate_encoded(items), (16, 16), "cpu")
     items[1] = EncodedViews(items[1].data[:200], items[1].boxes)  # truncated after the header
-    views = decode_views(collate_encoded(items), (16, 16), "cpu")
-    assert views.view_1.shape == (3, 3, 16, 16)
+    with caplog.at_level(logging.WARNING, logger="byol_pytorch.data.gpu_decode"):
+        views = decode_views(collate_encoded(items), (16, 16), "cpu")
+    for view, whole in zip(views, intact):
+        assert view.shape == (3, 3, 16, 16)
+        # The others decode as they would have; the broken one takes the views of the first that decoded.
+        assert torch.equal(view[0], whole[0]) and torch.equal(view[2], whole[2])
+        assert torch.equal(view[1], view[0]) and not torch.equal(whole[1], whole[0])
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -61,21 +71,27 @@ def test_the_trainer_decodes_jpegs_on_the_device(tmp_path: Path, device: str) ->
 
     from .conftest import tiny_cnn
 
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
-    AcceleratorState._reset_state(reset_partial_state=True)
-    try:
-        trainer = BYOLTrainer(tiny_cnn(), ImageFolderDataset(folder, 16), 16, gpu_decode=True, num_train_steps=2,
-                              batch_size=4, num_workers=0, hidden_layer="flatten", projection_size=8,
-                              projection_hidden_size=16, progress=False, mixed_precision="no",
-                              output_dir=str(tmp_path / "run"), accelerator_kwargs={"cpu": device == "cpu"})
-        trainer()
-    finally:
+    folder = _smooth_photos(tmp_path / "photos", count=8)
+    losses = {}
+    for gpu_decode in (True, False):
         AcceleratorState._reset_state(reset_partial_state=True)
-    assert trainer.step == 2 and all(np.isfinite(r["loss"]) for r in trainer.history if "loss" in r)
+        torch.manual_seed(0)
+        try:
+            trainer = BYOLTrainer(tiny_cnn(), ImageFolderDataset(folder, 16), 16, gpu_decode=gpu_decode,
+                                  num_train_steps=2, batch_size=4, num_workers=0, hidden_layer="flatten",
+                                  projection_size=8, projection_hidden_size=16, progress=False,
+                                  mixed_precision="no", output_dir=str(tmp_path / f"run-{gpu_decode}"),
+                                  accelerator_kwargs={"cpu": device == "cpu"})
+            # The loader hands over the JPEGs undecoded; the decoder on the device makes the views.
+            batch = next(iter(trainer.data.loader(0)))
+            assert isinstance(batch, EncodedBatch) == gpu_decode
+            trainer()
+        finally:
+            AcceleratorState._reset_state(reset_partial_state=True)
+        assert trainer.step == 2
+        losses[gpu_decode] = [r["loss"] for r in trainer.history if "loss" in r]
+    # The same crops from the same draws; only the resampler differs (torch on the device, PIL in the workers).
+    assert losses[True] == pytest.approx(losses[False], rel=2e-3)
 
 
 PHOTO_SHAPE = (512, 768, 3)  # over 1 MB decoded: the allocator's large pool, as for photos

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from ..data import DigitsDataset, ImageFolderDataset
-from ..data.folder import OnUnreadable
+from ..data.folder import OnUnreadable, UnreadableReports
 from ..data.items import IMAGE_KEY, check_first_item
 from ..data.photos import UnreadableImageError
 from ..data.sources import (DEFAULT_LABEL_COLUMN, SourceError, indexed_images, source_kind,
@@ -22,15 +22,16 @@ from .common import CLIError, first_line
 
 
 def image_folder(path: str, image_size: int, labelled: bool, flag: str,
-                 on_unreadable: OnUnreadable = "next") -> ImageFolderDataset:
-    """``ImageFolderDataset`` with its errors turned into instructions."""
+                 on_unreadable: OnUnreadable = "next", reports: UnreadableReports | None = None) -> ImageFolderDataset:
+    """``ImageFolderDataset`` with its errors turned into instructions (``reports`` shared with the run's others)."""
     folder = Path(path)
     if not folder.exists():
         raise CLIError(f"{flag} {path}: no such folder; pass a folder of images (searched recursively)")
     if not folder.is_dir():
         raise CLIError(f"{flag} {path} is a file; pass the folder that holds the images")
     try:
-        return ImageFolderDataset(folder, image_size, return_labels=labelled, on_unreadable=on_unreadable)
+        return ImageFolderDataset(folder, image_size, return_labels=labelled, on_unreadable=on_unreadable,
+                                  reports=reports)
     except MissingClassFolderError as err:
         raise CLIError(f"{flag} {path} must hold one sub-folder of images per class "
                        f"(e.g. {path}/cat/1.jpg, {path}/dog/2.jpg)") from err
@@ -39,7 +40,8 @@ def image_folder(path: str, image_size: int, labelled: bool, flag: str,
 
 
 def source_images(data: str, image_size: int, flag: str, *, labelled: bool, on_unreadable: OnUnreadable = "next",
-                  image_key: str | None = IMAGE_KEY, label_column: str | None = None) -> Dataset:
+                  image_key: str | None = IMAGE_KEY, label_column: str | None = None,
+                  reports: UnreadableReports | None = None) -> Dataset:
     """Every image of what ``data`` names (a folder, tar shards, a ``save_to_disk`` folder, Parquet), by index.
 
     The first item is read, so that a source without images (or without the
@@ -47,7 +49,7 @@ def source_images(data: str, image_size: int, flag: str, *, labelled: bool, on_u
     """
     try:
         if source_kind(data) == "folder":
-            return image_folder(data, image_size, labelled, flag, on_unreadable)
+            return image_folder(data, image_size, labelled, flag, on_unreadable, reports)
         images = indexed_images(data, image_size, labelled=labelled, image_key=image_key,
                                 label_column=label_column, on_unreadable=on_unreadable)
         check_first_item(images.source, images.transform.image_key)  # type: ignore[attr-defined]
@@ -59,7 +61,8 @@ def source_images(data: str, image_size: int, flag: str, *, labelled: bool, on_u
 
 
 def training_set(data: str | None, image_size: int, *, batch_size: int, rank: int, world_size: int,
-                 image_key: str | None, seed: int, shuffle_buffer: int) -> Dataset | TrainingStream:
+                 image_key: str | None, seed: int, shuffle_buffer: int,
+                 reports: UnreadableReports | None = None) -> Dataset | TrainingStream:
     """The images ``train`` learns from: the digits, a folder or Hugging Face data by index, shards as a stream.
 
     Raises:
@@ -76,7 +79,7 @@ def training_set(data: str | None, image_size: int, *, batch_size: int, rank: in
         _check_stream(train_set, data)
         return train_set
     else:
-        train_set = source_images(data, image_size, "--data", labelled=False, image_key=image_key)
+        train_set = source_images(data, image_size, "--data", labelled=False, image_key=image_key, reports=reports)
     if len(train_set) < batch_size * world_size:  # type: ignore[arg-type]
         raise CLIError(f"{len(train_set)} images are fewer than one batch ({batch_size} x "  # type: ignore[arg-type]
                        f"{world_size} processes); lower --batch-size or add images")
@@ -133,7 +136,8 @@ class EvaluationSets:
 
 
 def evaluation_sets(data: str | None, image_size: int, flag: str, seed: int = 0, image_key: str | None = IMAGE_KEY,
-                    label_column: str | None = DEFAULT_LABEL_COLUMN) -> EvaluationSets:
+                    label_column: str | None = DEFAULT_LABEL_COLUMN,
+                    reports: UnreadableReports | None = None) -> EvaluationSets:
     """The bank, queries and whole labelled set for scoring a backbone: the digits, or a labelled source.
 
     A source's unreadable images are left out of the scores (not replaced by
@@ -144,7 +148,7 @@ def evaluation_sets(data: str | None, image_size: int, flag: str, seed: int = 0,
         query = DigitsDataset(image_size, split="test", return_labels=True)
         return EvaluationSets(bank, query, query, None)
     whole = source_images(data, image_size, flag, labelled=True, on_unreadable="return_none", image_key=image_key,
-                          label_column=label_column)
+                          label_column=label_column, reports=reports)
     try:
         bank, query = labelled_split(whole, seed)
     except ValueError as err:

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..config import TrainerConfig
+from ..data.folder import UnreadableReports
 from ..devices import set_cpu_threads
 from ..errors import ImageSizeError
 from ..metrics import load_metrics
@@ -97,16 +98,17 @@ def _plan(args: argparse.Namespace) -> TrainJob:
     previous = check_run_dir_on_main(run_dir, options["resume"])
     spec, net = run_spec(args, previous, state.device.type)
     size = spec["image_size"]
+    reports = UnreadableReports()  # the training and evaluation copies of one folder name a broken file once
     train_set = training_set(args.data, size, batch_size=options["batch_size"], rank=state.process_index,
                              world_size=state.num_processes, image_key=options["image_key"], seed=options["seed"],
-                             shuffle_buffer=options["shuffle_buffer"])
+                             shuffle_buffer=options["shuffle_buffer"], reports=reports)
     if args.crop_scale is not None and spec["augment"] != "paper":
         raise CLIError(f"--crop-scale sets the crops of the 'paper' views; these are the {spec['augment']!r} views "
                        "(--augment paper to use it)")
     eval_sets = None
     if args.data is None or args.eval_data:
         eval_sets = evaluation_sets(args.eval_data, size, "--eval-data", image_key=options["image_key"],
-                                    label_column=args.label_column)
+                                    label_column=args.label_column, reports=reports)
     threads = set_cpu_threads(args.threads) if state.device.type == "cpu" else None
     options.update(output_dir=str(run_dir), hidden_layer=spec["hidden_layer"])
     if args.crop_scale is not None:

@@ -34,7 +34,7 @@ shards or Hugging Face data are read).
 from .crops import CroppedViews, LoaderCrops, collate_views
 from .digits import DigitsDataset
 from .evaluation import EVAL_RESIZE
-from .folder import ImageFolderDataset, SkippedImageWarning
+from .folder import ImageFolderDataset, UnreadableReports
 from .images import IMAGE_EXTENSIONS, collate_images, to_image_tensor
 from .items import IMAGE_KEY, check_first_item, image_of
 from .mock import MockDataset
@@ -52,9 +52,9 @@ __all__ = [
     "MockDataset",
     "PhotoDataset",
     "PhotoTransform",
-    "SkippedImageWarning",
     "TrainingStream",
     "UnreadableImageError",
+    "UnreadableReports",
     "check_first_item",
     "collate_images",
     "collate_views",

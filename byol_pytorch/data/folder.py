@@ -10,7 +10,7 @@ import os
 import weakref
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from PIL import Image
@@ -31,23 +31,41 @@ OnUnreadable = Literal["next", "return_none"]
 # (logging.lastResort), from whichever process meets the file.
 _LOG = logging.getLogger(__name__)
 
-# Within one dataset the shared mask keeps a file to one line across workers
-# and epochs. Across datasets over the same files (the command line's training
-# and evaluation copies of one folder): the files this process reported, and
-# the live datasets of this process (forked workers inherit them), whose
-# masks hold what their own workers reported.
-_REPORTED_FILES: set[str] = set()
-_DATASETS: weakref.WeakSet[ImageFolderDataset] = weakref.WeakSet()
+class UnreadableReports:
+    """Which unreadable files were reported, shared by datasets over the same files: each file gets one line.
 
-
-class SkippedImageWarning(UserWarning):
-    """Formerly warned that an image file could not be decoded.
-
-    No longer emitted: unreadable files are reported on the logger
-    ``byol_pytorch.data.folder`` (one line on stderr unless logging is
-    configured; set that logger's level to silence it). Kept so that code which
-    imports or filters it keeps running.
+    Within one dataset the mask in shared memory already keeps a file to one
+    line across workers and epochs. Datasets given the same
+    ``UnreadableReports`` (the command line's training and evaluation copies
+    of one folder) also look at each other's masks, which hold what their
+    workers met, and at the files reported in this process, before reporting.
     """
+
+    def __init__(self) -> None:
+        self._datasets: weakref.WeakSet[ImageFolderDataset] = weakref.WeakSet()
+        self._reported: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy sent to a spawned worker keeps what was reported, not the datasets (weak references do not pickle).
+        return {"_reported": set(self._reported)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._datasets = weakref.WeakSet()
+        self._reported = state["_reported"]
+
+    def join(self, dataset: ImageFolderDataset) -> None:
+        """Counts ``dataset`` among those whose reports are shared."""
+        self._datasets.add(dataset)
+
+    def first(self, dataset: ImageFolderDataset, path: str) -> bool:
+        """Whether ``path``, just found unreadable by ``dataset``, is to be reported (and records it if so)."""
+        if path in self._reported or any(
+            other._unreadable.data_ptr() != dataset._unreadable.data_ptr() and other._marked(path)
+            for other in list(self._datasets)
+        ):
+            return False
+        self._reported.add(path)
+        return True
 
 
 def _normalise_extensions(extensions: Iterable[str] | str) -> tuple[str, ...]:
@@ -109,6 +127,9 @@ class ImageFolderDataset(Dataset):
             transform (:meth:`with_views` gives such a copy of a dataset).
         resize_ratio: the evaluation transform's resize, relative to
             ``image_size`` (256/224).
+        reports: shared with other datasets over the same files, so that an
+            unreadable file is reported once among them (default: this
+            dataset's own).
 
     Attributes:
         files: sorted paths of the image files found.
@@ -134,6 +155,7 @@ class ImageFolderDataset(Dataset):
         on_unreadable: OnUnreadable = "next",
         views: LoaderCrops | None = None,
         resize_ratio: float = EVAL_RESIZE,
+        reports: UnreadableReports | None = None,
     ) -> None:
         self.root = Path(root)
         self.image_size = as_size(image_size, minimum=1)
@@ -174,7 +196,8 @@ class ImageFolderDataset(Dataset):
         # to the same pages, spawned ones receive a handle when the dataset
         # is sent to them).
         self._unreadable = torch.zeros(len(self.files), dtype=torch.uint8).share_memory_()
-        _DATASETS.add(self)
+        self._reports = reports if reports is not None else UnreadableReports()
+        self._reports.join(self)
 
     def _folder_labels(self, relative_parts: list[tuple[str, ...]]) -> torch.Tensor:
         """Each file's class index, from the first folder of its path under ``root``.
@@ -204,7 +227,7 @@ class ImageFolderDataset(Dataset):
         self._check_views_size(views)
         twin.views = views
         twin._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
-        _DATASETS.add(twin)
+        self._reports.join(twin)
         return twin
 
     def set_epoch(self, epoch: int) -> None:
@@ -261,13 +284,9 @@ class ImageFolderDataset(Dataset):
         # neighbour ("next"), both within one decode's time.
         first = self._unreadable[position].item() == 0
         self._unreadable[position] = 1
-        # Another dataset over the same folder (the CLI's evaluation copy) may have reported it
-        # already; a twin of with_views shares this mask and does not count as another.
-        if first and path not in _REPORTED_FILES and not any(
-            other._unreadable.data_ptr() != self._unreadable.data_ptr() and other._marked(path)
-            for other in list(_DATASETS)
-        ):
-            _REPORTED_FILES.add(path)
+        # Another dataset sharing the reports (the CLI's evaluation copy) may have reported it already;
+        # a twin of with_views shares this mask and does not count as another.
+        if first and self._reports.first(self, path):
             # One line whatever PIL says, without repeating the path the line starts with.
             reason = " ".join(f"{type(error).__name__}: {error}".replace(f" {path!r}", "").split())
             _LOG.warning("skipped unreadable image %s: %s", path, reason)
