@@ -13,8 +13,14 @@ from ..data import DigitsDataset, ImageFolderDataset
 from ..data.folder import OnUnreadable, UnreadableReports
 from ..data.items import IMAGE_KEY, check_first_item
 from ..data.photos import UnreadableImageError
-from ..data.sources import (DEFAULT_LABEL_COLUMN, SourceError, indexed_images, source_kind,
-                            training_images, unreadable_items)
+from ..data.sources import (
+    DEFAULT_LABEL_COLUMN,
+    SourceError,
+    indexed_images,
+    source_kind,
+    training_images,
+    unreadable_items,
+)
 from ..data.streams import TrainingStream
 from ..errors import MissingClassFolderError, NoImageInItemError, NoImagesError
 from ..evaluate import labelled_split
