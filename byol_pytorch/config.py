@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import OptionError
-from .model import BYOL
-
-
-def _byol_default(name: str) -> Any:
-    """The default of a :class:`~byol_pytorch.BYOL` argument: the trainer's model options take BYOL's own."""
-    return inspect.signature(BYOL).parameters[name].default
+from .model.defaults import MODEL_DEFAULTS
 
 
 def _option(default: Any, help: str, **metadata: Any) -> Any:
@@ -28,23 +22,23 @@ class TrainerConfig:
     Each field is a keyword argument of the trainer and a ``--flag`` of
     ``byol-pytorch train`` (underscores become dashes); its ``help`` metadata
     is the one description of it. The model options default to
-    :class:`~byol_pytorch.BYOL`'s own defaults, read from its signature.
+    :class:`~byol_pytorch.BYOL`'s own defaults (``byol_pytorch.model.defaults``).
     """
 
     # Model (BYOL's arguments)
     hidden_layer: str | int = _option(
-        _byol_default("hidden_layer"), "the layer whose output is the representation: a module name (avgpool, "
+        MODEL_DEFAULTS.hidden_layer, "the layer whose output is the representation: a module name (avgpool, "
         "layer4, encoder) or a child index")
-    projection_size: int = _option(_byol_default("projection_size"), "output width of projector and predictor")
-    projection_hidden_size: int = _option(_byol_default("projection_hidden_size"),
+    projection_size: int = _option(MODEL_DEFAULTS.projection_size, "output width of projector and predictor")
+    projection_hidden_size: int = _option(MODEL_DEFAULTS.projection_hidden_size,
                                           "hidden width of projector and predictor")
-    use_momentum: bool = _option(_byol_default("use_momentum"),
+    use_momentum: bool = _option(MODEL_DEFAULTS.use_momentum,
                                  "BYOL's moving-average target (off: SimSiam, the online projection as target)")
-    moving_average_decay: float = _option(_byol_default("moving_average_decay"), "base EMA decay tau of the target")
+    moving_average_decay: float = _option(MODEL_DEFAULTS.moving_average_decay, "base EMA decay tau of the target")
     ema_schedule: bool = _option(True, "cosine tau schedule from moving_average_decay to 1 over num_train_steps")
-    ema_buffers: str = _option(_byol_default("ema_buffers"), "average or copy batch-norm buffers into the target",
+    ema_buffers: str = _option(MODEL_DEFAULTS.ema_buffers, "average or copy batch-norm buffers into the target",
                                choices=("average", "copy"))
-    concat_views: bool = _option(_byol_default("concat_views"),
+    concat_views: bool = _option(MODEL_DEFAULTS.concat_views,
                                  "run both views in one batch (faster on small batches)")
     # Optimisation
     num_train_steps: int = _option(100_000, "optimiser steps")
@@ -64,7 +58,8 @@ class TrainerConfig:
     mixed_precision: str = _option(
         "auto", "autocast precision; auto: bf16 where the device has it (recent GPUs, AVX512-BF16/AMX CPUs), else no",
         choices=("auto", "no", "bf16", "fp16"))
-    # On by default here (BYOL's own default is off): the trainer also makes the weights channels-last.
+    # Not BYOL's default (off, for views only): the trainer also makes the weights channels-last, a pair that ran
+    # 1.2x faster under bf16 on the CPU of 2026-11-29 (benchmarks/README.md); the module leaves the weights alone.
     channels_last: bool = _option(True, "channels-last memory format for the network's weights and views")
     compile: bool = _option(False, "torch.compile the learner")
     sync_batchnorm: bool = _option(True, "SyncBatchNorm on multi-GPU runs")

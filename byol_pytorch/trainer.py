@@ -18,15 +18,15 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import Dataset
 
 from .checkpoint import list_checkpoints, remove_stale_temporaries
-from .config import TrainerConfig
+from .compat import BYOL_CONFIG_FIELDS, accelerator_arguments, check_optimizer_kwargs, trainer_arguments
 from .data import ImageFolderDataset, LoaderCrops
 from .data.pipeline import LearnerInput, TrainingData
 from .devices import default_num_workers, resolve_mixed_precision
 from .distributed import average_buffers, convert_sync_batchnorm, gather_objects
 from .errors import DiskFullError
 from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
-from .model import BYOL
 from .metrics import set_aside_records_after
+from .model import BYOL
 from .optim import build_optimizer, optimizer_class, scaled_learning_rate, warmup_cosine
 from .preemption import StopAgreement, StopSignals, TrainingStopped
 from .probe import OnlineProbe, count_classes
@@ -42,17 +42,6 @@ from .run_state import (
     write_checkpoint,
 )
 from .trackers import check_trackers
-from .trainer_kwargs import (
-    BYOL_CONFIG_FIELDS,
-    accelerator_arguments,
-    check_optimizer_kwargs,
-    check_prebuilt_learner,
-    merge_accelerator_kwargs,
-    merge_byol_kwargs,
-    merge_checkpoint_folder,
-    merge_optimizer_kwargs,
-    take_byol_options,
-)
 
 DEFAULT_LR = {"adam": 3e-4, "adamw": 3e-4, "sgd": 0.05, "lars": 0.2}
 
@@ -99,24 +88,14 @@ class BYOLTrainer:
             augmentation; ``None`` (default) normalises with the built-in
             views and not with ``augment_fn`` (see :class:`BYOL`).
         accelerator: an ``Accelerator`` to use instead of building one.
-        checkpoint_folder: byol-pytorch 0.9's name for ``output_dir`` (default
-            ``./checkpoints``); giving both with different folders is an error.
-        byol_kwargs: any arguments of :class:`BYOL` (``projection_size``,
-            ``augment_fn``, ``sync_batchnorm``, ``mean``, ...). A key that is
-            also a trainer keyword may be given in either place; in both, the
-            values must agree.
-        optimizer_kwargs: passed to the optimiser's constructor (``betas``,
-            ``eps``, ``momentum``, ...); ``lr`` is ``learning_rate`` and
-            ``weight_decay`` is ``weight_decay``, with the same rule.
-        accelerator_kwargs: passed to ``accelerate.Accelerator`` over the
-            trainer's defaults (``cpu``, ``project_dir``, ``kwargs_handlers``,
-            ...); ``mixed_precision``, ``gradient_accumulation_steps`` and
-            ``log_with`` are the trainer's options, with the same rule.
-        **options: every field of :class:`TrainerConfig` (learning_rate,
-            num_train_steps, batch_size, checkpoint_every, ...), and every
-            other argument of :class:`BYOL` (``crop_scale``, ``mean``,
-            ``std``, ``spatial_pool``, ``token_pool``, ``trace``, ...), as if
-            given in ``byol_kwargs``.
+        checkpoint_folder, byol_kwargs, optimizer_kwargs, accelerator_kwargs:
+            byol-pytorch 0.9's ways of passing options (``output_dir``, and
+            arguments of ``BYOL``, the optimiser and ``Accelerator``), merged
+            into the config once by :func:`byol_pytorch.compat.trainer_arguments`;
+            an option given twice must agree.
+        **options: every field of :class:`TrainerConfig` (each also a flag of
+            ``byol-pytorch train``), and any other argument of :class:`BYOL`
+            (``crop_scale``, ``mean``, ``std``, ...).
 
     Attributes:
         learner: the :class:`BYOL` module being trained.
@@ -165,20 +144,13 @@ class BYOLTrainer:
                              "Accelerator or an Accelerator, not both")
         if probe_dataset is not None and eval_dataset is None:
             raise ValueError("probe_dataset was given without eval_dataset; the probe is scored on eval_dataset")
-        merge_checkpoint_folder(options, checkpoint_folder)
-        views = {"augment_fn": augment_fn, "augment_fn2": augment_fn2, "normalize": normalize}
-        byol_kwargs = take_byol_options(byol_kwargs, options)
         prebuilt = net if isinstance(net, BYOL) else None
-        if prebuilt is not None:
-            check_prebuilt_learner(prebuilt, image_size, byol_kwargs, views, options)
-            byol_extra: dict[str, Any] = {}
-        else:
-            if image_size is None:
-                raise TypeError("BYOLTrainer needs image_size (the side of the views) unless net is a BYOL")
-            byol_extra = merge_byol_kwargs(byol_kwargs, options, views, image_size)
-        self.optimizer_kwargs = merge_optimizer_kwargs(optimizer_kwargs, options)
-        accelerator_overrides = merge_accelerator_kwargs(accelerator_kwargs, options)
-        self.config = config = TrainerConfig.from_kwargs(**options)
+        given = trainer_arguments(options, image_size=image_size, prebuilt=prebuilt,
+                                  views={"augment_fn": augment_fn, "augment_fn2": augment_fn2, "normalize": normalize},
+                                  checkpoint_folder=checkpoint_folder, byol_kwargs=byol_kwargs,
+                                  optimizer_kwargs=optimizer_kwargs, accelerator_kwargs=accelerator_kwargs)
+        self.config = config = given.config
+        self.optimizer_kwargs = given.optimizer_kwargs
         check_trackers(config.log_with if accelerator is None else None)
         check_optimizer_kwargs(optimizer_class(optimizer_klass or config.optimizer), self.optimizer_kwargs)
         self.output_dir = Path(config.output_dir)
@@ -188,9 +160,10 @@ class BYOLTrainer:
                 "or choose another output_dir"
             )
         self.dataset, self.eval_dataset, self.probe_dataset = dataset, eval_dataset, probe_dataset
-        self.learner = prebuilt if prebuilt is not None else self._build_learner(net, image_size, views, byol_extra)
+        self.learner = prebuilt if prebuilt is not None else self._build_learner(net, image_size, given.views,
+                                                                                 given.byol_extra)
         self.net: nn.Module = self.learner.net
-        self.accelerator = accelerator or self._build_accelerator(accelerator_overrides)
+        self.accelerator = accelerator or self._build_accelerator(given.accelerator_overrides)
         self.optimizer_klass = optimizer_klass
         self.optimizer = self._build_optimizer()
         self.scheduler = self._build_scheduler(self.optimizer)

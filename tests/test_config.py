@@ -9,9 +9,10 @@ import pytest
 
 from byol_pytorch import BYOL
 from byol_pytorch.cli import build_parser
+from byol_pytorch.compat import BYOL_CONFIG_FIELDS
 from byol_pytorch.config import TrainerConfig
 from byol_pytorch.errors import OptionError
-from byol_pytorch.trainer_kwargs import BYOL_CONFIG_FIELDS
+from byol_pytorch.model.defaults import MODEL_DEFAULTS
 
 
 def test_every_option_is_described_once_in_the_config() -> None:
@@ -22,10 +23,15 @@ def test_every_option_is_described_once_in_the_config() -> None:
 def test_model_options_default_to_byols_own_defaults() -> None:
     byol = inspect.signature(BYOL).parameters
     config = TrainerConfig()
+    # BYOL's signature and the config both read the one place the defaults are named.
+    for name in BYOL_CONFIG_FIELDS:
+        assert byol[name].default == getattr(MODEL_DEFAULTS, name), name
     # channels_last is on in the trainer on purpose (it also makes the weights channels-last).
     for name in (n for n in BYOL_CONFIG_FIELDS if n != "channels_last"):
         assert getattr(config, name) == byol[name].default, name
-    assert config.moving_average_decay == 0.99  # the published default
+    assert config.moving_average_decay == 0.99 and config.channels_last and not MODEL_DEFAULTS.channels_last
+    # Every model option is a config field, so the command line has a flag for each.
+    assert set(BYOL_CONFIG_FIELDS) <= {f.name for f in dataclasses.fields(TrainerConfig)}
 
 
 def test_help_text_with_a_percent_sign_renders() -> None:

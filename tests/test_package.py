@@ -85,3 +85,24 @@ def test_version_and_unknown_names() -> None:
     assert byol_pytorch.__version__ == version("byol-pytorch")
     with pytest.raises(AttributeError, match="module 'byol_pytorch' has no attribute 'Trainer'"):
         byol_pytorch.Trainer  # noqa: B018
+
+
+def test_the_long_description_links_are_absolute() -> None:
+    """PyPI shows the README from setup.py; every link in it must work there, so none may be relative."""
+    import ast
+    import re
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "setup.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    kept = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) or (
+        isinstance(node, ast.Assign) and node.targets[0].id in ("VERSION", "REPOSITORY")) or (  # type: ignore[attr-defined]
+        isinstance(node, ast.FunctionDef) and node.name == "long_description")]
+    namespace: dict = {"__file__": str(source)}
+    exec(compile(ast.Module(body=kept, type_ignores=[]), str(source), "exec"), namespace)  # noqa: S102
+    text = namespace["long_description"]()
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert targets and all(re.match(r"https?://|#", target) for target in targets), [
+        t for t in targets if not re.match(r"https?://|#", t)]
+    version = namespace["VERSION"]
+    assert f"/raw/v{version}/diagram.png" in text and version == "1.0.0"

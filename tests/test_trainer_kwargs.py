@@ -216,3 +216,27 @@ def test_a_learner_built_by_the_caller_takes_no_byol_arguments_here(tmp_path: Pa
         BYOLTrainer(learner, MockDataset(16, 16), 32, output_dir=str(tmp_path / "c"))
     with pytest.raises(TypeError, match="needs image_size"):
         BYOLTrainer(tiny_cnn(), MockDataset(16, 16), output_dir=str(tmp_path / "d"))
+
+
+def test_one_function_turns_every_route_into_one_config() -> None:
+    from byol_pytorch.compat import trainer_arguments
+
+    options = {"batch_size": 8, "crop_scale": (0.3, 1.0)}
+    byol_kwargs = {"projection_size": 32, "augment_fn": None, "mean": (0.5, 0.5, 0.5)}
+    optimizer_kwargs = {"lr": 1e-3, "betas": (0.9, 0.99)}
+    accelerator_kwargs = {"mixed_precision": "no", "cpu": True}
+    given = [dict(options), dict(byol_kwargs), dict(optimizer_kwargs), dict(accelerator_kwargs)]
+    args = trainer_arguments(options, image_size=16, prebuilt=None,
+                             views={"augment_fn": None, "augment_fn2": None, "normalize": None},
+                             checkpoint_folder="./old-style", byol_kwargs=byol_kwargs,
+                             optimizer_kwargs=optimizer_kwargs, accelerator_kwargs=accelerator_kwargs)
+    c = args.config
+    assert (c.batch_size, c.projection_size, c.learning_rate, c.mixed_precision, c.output_dir) == (
+        8, 32, 1e-3, "no", "./old-style")
+    assert args.byol_extra == {"crop_scale": (0.3, 1.0), "mean": (0.5, 0.5, 0.5)}
+    assert args.optimizer_kwargs == {"betas": (0.9, 0.99)} and args.accelerator_overrides == {"cpu": True}
+    # A pure function: what the caller passed is left as it was.
+    assert [options, byol_kwargs, optimizer_kwargs, accelerator_kwargs] == given
+    with pytest.raises(ValueError, match=r"optimizer_kwargs\['lr'\]=0.1 and learning_rate=0.001 disagree"):
+        trainer_arguments({"learning_rate": 1e-3}, image_size=16, prebuilt=None, views={},
+                          optimizer_kwargs={"lr": 0.1})

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import BYOLAugmentation, CropSpec, Normalize, as_size, default_augmentations
-from .ema import DEFAULT_TAU, BufferMode, copy_weights_, cosine_tau, ema_update_
+from .defaults import MODEL_DEFAULTS
+from .ema import BufferMode, copy_weights_, cosine_tau, ema_update_
 from .encoder import (
     HiddenLayer,
     HiddenLayerEncoder,
@@ -221,18 +222,18 @@ class BYOL(nn.Module):
         self,
         net: nn.Module,
         image_size: int | Sequence[int],
-        hidden_layer: HiddenLayer = -2,
-        projection_size: int = 256,
-        projection_hidden_size: int = 4096,
+        hidden_layer: HiddenLayer = MODEL_DEFAULTS.hidden_layer,
+        projection_size: int = MODEL_DEFAULTS.projection_size,
+        projection_hidden_size: int = MODEL_DEFAULTS.projection_hidden_size,
         augment_fn: Augment | None = None,
         augment_fn2: Augment | None = None,
-        moving_average_decay: float = DEFAULT_TAU,
-        use_momentum: bool = True,
+        moving_average_decay: float = MODEL_DEFAULTS.moving_average_decay,
+        use_momentum: bool = MODEL_DEFAULTS.use_momentum,
         sync_batchnorm: bool | None = None,
         *,
         ema_total_steps: int | None = None,
-        ema_buffers: BufferMode = "average",
-        concat_views: bool = False,
+        ema_buffers: BufferMode = MODEL_DEFAULTS.ema_buffers,  # type: ignore[assignment]
+        concat_views: bool = MODEL_DEFAULTS.concat_views,
         normalize: bool | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
@@ -240,7 +241,7 @@ class BYOL(nn.Module):
         spatial_pool: SpatialPool = "avg",
         token_pool: TokenPool = "cls",
         crop_scale: tuple[float, float] | None = None,
-        channels_last: bool = False,
+        channels_last: bool = MODEL_DEFAULTS.channels_last,
         trace: bool = True,
     ) -> None:
         super().__init__()

@@ -8,11 +8,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-BufferMode = Literal["average", "copy"]
+from .defaults import DEFAULT_TAU
 
-# The library's base EMA decay (the paper's own runs used 0.996). Every
-# signature with a tau takes it from here, so that the defaults cannot drift.
-DEFAULT_TAU = 0.99
+BufferMode = Literal["average", "copy"]
 
 
 def cosine_tau(step: int, total_steps: int, base_tau: float = DEFAULT_TAU) -> float:

@@ -1,4 +1,4 @@
-"""The trainer's dict-valued keywords and ``checkpoint_folder``, merged with its own keywords.
+"""byol-pytorch 0.9's ways of giving the trainer options, translated once into the one config.
 
 Scripts written for byol-pytorch 0.9 pass ``checkpoint_folder``,
 ``byol_kwargs`` (to ``BYOL``), ``optimizer_kwargs`` (to the optimiser) and
@@ -9,6 +9,9 @@ is the same everywhere: a value given in one place is used; given in both
 places with different values, it is an error naming both. Keys that are fields
 of :class:`~byol_pytorch.TrainerConfig` move into the options, so the config
 (saved with every checkpoint) says what the run really used.
+
+:func:`trainer_arguments` does all of it, once, for the trainer: it is a pure
+function of what the caller passed.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import difflib
 import inspect
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +31,76 @@ from accelerate import Accelerator
 from .config import TrainerConfig
 from .model import BYOL
 from .model.augment import as_size
+from .model.defaults import MODEL_OPTIONS
 
-# BYOL arguments that are also TrainerConfig fields under the same name.
-BYOL_CONFIG_FIELDS = ("hidden_layer", "projection_size", "projection_hidden_size", "moving_average_decay",
-                      "use_momentum", "ema_buffers", "concat_views", "channels_last")
-# BYOL arguments that are keyword arguments of the trainer itself.
+_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainerConfig))
+# BYOL arguments that are also TrainerConfig fields under the same name: its model options.
+BYOL_CONFIG_FIELDS = MODEL_OPTIONS
+# BYOL arguments that are keyword arguments of the trainer itself (not config fields: functions and a tri-state).
 BYOL_TRAINER_KEYWORDS = ("augment_fn", "augment_fn2", "normalize")
-# Accelerator arguments that are TrainerConfig fields under the same name.
-ACCELERATOR_CONFIG_FIELDS = ("mixed_precision", "gradient_accumulation_steps", "log_with")
 # optimizer_kwargs keys that are TrainerConfig fields under another name.
 OPTIMIZER_CONFIG_FIELDS = {"lr": "learning_rate", "weight_decay": "weight_decay"}
+
+
+def _accelerator_config_fields() -> tuple[str, ...]:
+    """Accelerator arguments that are TrainerConfig fields under the same name (mixed_precision, ...)."""
+    return tuple(name for name in inspect.signature(Accelerator.__init__).parameters if name in _CONFIG_FIELDS)
+
+
+@dataclass(frozen=True)
+class TrainerArguments:
+    """What the trainer is built from, every way of giving an option merged.
+
+    Attributes:
+        config: the run's options.
+        views: ``augment_fn``, ``augment_fn2`` and ``normalize`` for ``BYOL`` (``None`` where not given).
+        byol_extra: the other ``BYOL`` arguments given (``mean``, ``crop_scale``, ...), passed as they are.
+        optimizer_kwargs: for the optimiser's constructor, beyond the learning rate and weight decay.
+        accelerator_overrides: ``Accelerator`` arguments over the trainer's own.
+    """
+
+    config: TrainerConfig
+    views: dict[str, Any]
+    byol_extra: dict[str, Any]
+    optimizer_kwargs: dict[str, Any]
+    accelerator_overrides: dict[str, Any]
+
+
+def trainer_arguments(options: Mapping[str, Any], *, image_size: Any, prebuilt: BYOL | None, views: Mapping[str, Any],
+                      checkpoint_folder: str | os.PathLike[str] | None = None,
+                      byol_kwargs: Mapping[str, Any] | None = None,
+                      optimizer_kwargs: Mapping[str, Any] | None = None,
+                      accelerator_kwargs: Mapping[str, Any] | None = None) -> TrainerArguments:
+    """The trainer's keywords and byol-pytorch 0.9's dicts, made into one config and what ``BYOL`` and the rest take.
+
+    Args:
+        options: the trainer's ``**options`` (config fields and ``BYOL``-only arguments).
+        image_size: the trainer's ``image_size``.
+        prebuilt: the learner, when the caller passed a built ``BYOL`` as ``net``.
+        views: the trainer's ``augment_fn``, ``augment_fn2`` and ``normalize``.
+        checkpoint_folder: 0.9's name for ``output_dir``.
+        byol_kwargs: 0.9's arguments for ``BYOL``.
+        optimizer_kwargs: 0.9's arguments for the optimiser.
+        accelerator_kwargs: 0.9's arguments for ``accelerate.Accelerator``.
+
+    Raises:
+        ValueError: two ways of giving one option disagree (the message names both).
+        TypeError: an unknown option or key, or ``BYOL`` arguments next to a built learner.
+        OptionError: an option is out of range.
+    """
+    options, views = dict(options), dict(views)
+    merge_checkpoint_folder(options, checkpoint_folder)
+    byol_kwargs = take_byol_options(byol_kwargs, options)
+    if prebuilt is not None:
+        check_prebuilt_learner(prebuilt, image_size, byol_kwargs, views, options)
+        byol_extra: dict[str, Any] = {}
+    else:
+        if image_size is None:
+            raise TypeError("BYOLTrainer needs image_size (the side of the views) unless net is a BYOL")
+        byol_extra = merge_byol_kwargs(byol_kwargs, options, views, image_size)
+    optimizer = merge_optimizer_kwargs(optimizer_kwargs, options)
+    accelerator = merge_accelerator_kwargs(accelerator_kwargs, options)
+    return TrainerArguments(TrainerConfig.from_kwargs(**options), views, byol_extra, optimizer, accelerator)
 
 
 def _disagree(first: str, first_value: Any, second: str, second_value: Any) -> ValueError:
@@ -162,7 +226,7 @@ def take_byol_options(byol_kwargs: Mapping[str, Any] | None, options: dict[str, 
         ValueError: one is given both ways with different values.
     """
     merged = _check_mapping("byol_kwargs", byol_kwargs)
-    byol_only = set(_byol_arguments()) - {f.name for f in dataclasses.fields(TrainerConfig)}
+    byol_only = set(_byol_arguments()) - _CONFIG_FIELDS
     for key in [k for k in options if k in byol_only]:
         value = options.pop(key)
         if key in merged and not _same(merged[key], value):
@@ -240,7 +304,7 @@ def merge_accelerator_kwargs(
     for key in given:
         if key not in known:
             raise _unknown_key("accelerator_kwargs", key, "accelerate.Accelerator", known)
-    for key in ACCELERATOR_CONFIG_FIELDS:
+    for key in _accelerator_config_fields():
         if key in given:
             value = given.pop(key)
             if key == "mixed_precision" and value is not None:
