@@ -1,6 +1,27 @@
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
+
+VERSION = "1.0.0"
+# Where this release's files are published: the long description's relative links point into it, at this
+# version's tag, so that the PyPI page shows the diagram and the report (PyPI cannot follow relative links).
+REPOSITORY = "https://github.com/byol-pytorch/byol-pytorch"
+
+
+def long_description() -> str:
+    """The README with its relative image and file links made absolute (images from the raw files)."""
+    text = Path(__file__).with_name("README.md").read_text(encoding="utf-8")
+    raw, blob = f"{REPOSITORY}/raw/v{VERSION}/", f"{REPOSITORY}/blob/v{VERSION}/"
+
+    def absolute(match: re.Match[str]) -> str:
+        image, label, target = match.group(1), match.group(2), match.group(3)
+        if re.match(r"[a-z]+:|#", target):
+            return match.group(0)
+        return f"{image}[{label}]({(raw if image else blob) + target})"
+
+    return re.sub(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)", absolute, text)
+
 
 # What byol-pytorch works with beyond torchvision; the tests install and exercise each.
 ECOSYSTEM = {
@@ -23,11 +44,14 @@ EXTRAS = {
 
 setup(
     name="byol-pytorch",
-    version="0.1.0",
+    version=VERSION,
     description="Bootstrap Your Own Latent (BYOL): self-supervised pretraining of any PyTorch image network",
-    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description=long_description(),
     long_description_content_type="text/markdown",
     license="MIT",
+    url=REPOSITORY,
+    project_urls={"Changelog": f"{REPOSITORY}/blob/v{VERSION}/CHANGELOG.md",
+                  "Documentation": f"{REPOSITORY}/tree/v{VERSION}/docs"},
     packages=find_packages(include=["byol_pytorch", "byol_pytorch.*"]),
     package_data={"byol_pytorch": ["py.typed"]},
     python_requires=">=3.10",
