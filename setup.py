@@ -70,7 +70,6 @@ setup(
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["byol-pytorch=byol_pytorch.cli:main"]},
     classifiers=[
-        "License :: OSI Approved :: MIT License",
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
