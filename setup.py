@@ -3,7 +3,9 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-VERSION = "1.0.0"
+# The version is written once, in the package (byol_pytorch.__version__).
+VERSION = re.search(r'^__version__ = "([^"]+)"', Path(__file__).with_name("byol_pytorch").joinpath("__init__.py")
+                    .read_text(encoding="utf-8"), re.M).group(1)  # type: ignore[union-attr]
 # Where this release's files are published: the long description's relative links point into it, at this
 # version's tag, so that the PyPI page shows the diagram and the report (PyPI cannot follow relative links).
 REPOSITORY = "https://github.com/byol-pytorch/byol-pytorch"

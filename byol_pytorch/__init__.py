@@ -11,7 +11,7 @@ from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .model import BYOL, BYOLAugmentation, BYOLOutput, CropSpec, FrozenEncoder, cosine_tau
 from .optim import LARS
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 _TRAINER_NAMES = {"BYOLTrainer": "trainer", "TrainerConfig": "config"}
 
