@@ -46,7 +46,7 @@ class TrainerConfig:
     learning_rate: float | None = _option(
         None, "Adam/AdamW/SGD: the rate (default 3e-4 for Adam, 0.05 for SGD); LARS: the base rate (default 0.2) "
         "x batch/256. The paper's 0.2 is sized for batches of 4096 over ~100k steps; short small-batch LARS "
-        "runs need more (see the README on LARS)")
+        "runs need more (see docs/trainer.md, Optimisers)")
     optimizer: str = _option("adam", "the optimiser", choices=("adam", "adamw", "sgd", "lars"))
     weight_decay: float | None = _option(None, "weight decay (default: the optimiser's own)")
     lr_schedule: str = _option("cosine", "cosine (with linear warm-up) or constant", choices=("cosine", "constant"))

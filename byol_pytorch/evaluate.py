@@ -12,7 +12,7 @@ judged by how well a simple classifier does on the encoder's features:
 :func:`extract_features` turns an encoder and a labelled dataset into the
 ``(features, labels)`` pair both take, and :func:`evaluate_encoder` chains the
 three. Networks are run through :class:`FrozenEncoder` (eval mode, no
-gradients, the network left as it was): the README, the trainer's kNN monitor
+gradients, the network left as it was): docs/evaluation.md, the trainer's kNN monitor
 and the command line all score with it. Everything here is plain PyTorch, so the functions drop into any training
 loop; none of them touches the global random state.
 """
