@@ -11,9 +11,9 @@
 # Prints images/s (steps after the warm-up) and the share of the loop spent waiting
 # for data, and writes them to $OUT/gpu_check.json (or ./gpu_check.json).
 # Needs the test extra (pip install -e ".[test]": pytest, scikit-image).
-# FILES must give an epoch more batches than the workers keep in flight (two each):
-# a loader does not prefetch across epochs, so with 1,024 files (4 batches of 256)
-# 15 workers took turns of 4 and the H200 waited 75 % of the time.
+# FILES sets the epoch's length. Before the loader's order ran from one epoch into the
+# next, 1,024 files (4 batches of 256) kept the H200 waiting 75 % of the time; any
+# number of files should keep it fed now, which a run with FILES=1024 would confirm.
 #
 #   bash benchmarks/gpu_check.sh              # batch 256, 30 steps each, 8,192 files
 #   STEPS=60 BATCH=192 bash benchmarks/gpu_check.sh
