@@ -313,3 +313,11 @@ def test_in_place_gives_the_same_views_and_the_default_leaves_the_input(batched:
     assert torch.equal(x, kept) and not torch.equal(copied, x)
     mine = x.clone()
     assert aug.apply(mine, draw, batched=batched, inplace=True) is mine and torch.equal(mine, copied)
+
+
+def test_a_colour_module_put_in_place_of_ours_takes_the_images_alone() -> None:
+    view = BYOLAugmentation(8, view=1)
+    view.colour = torch.nn.Sequential(torch.nn.Identity())  # its forward takes no inplace=
+    x = _colourful(4)
+    assert torch.equal(view.photometric(x), x)
+    assert view(x).shape == (4, 3, 8, 8)

@@ -223,7 +223,9 @@ class BYOLAugmentation(nn.Module):
         Returns:
             The same shape, in [0, 1], each image with its own draws.
         """
-        return self.colour(x, inplace=inplace)
+        if isinstance(self.colour, PhotometricAugmentation):
+            return self.colour(x, inplace=inplace)
+        return self.colour(x)  # a module put in its place takes the images alone
 
 
 def default_augmentations(
