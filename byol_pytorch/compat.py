@@ -103,6 +103,51 @@ def trainer_arguments(options: Mapping[str, Any], *, image_size: Any, prebuilt: 
     return TrainerArguments(TrainerConfig.from_kwargs(**options), views, byol_extra, optimizer, accelerator)
 
 
+class TrainerAliases:
+    """What byol-pytorch 0.9's ``BYOLTrainer`` had beyond its keywords, for scripts that reach for it.
+
+    ``trainer.byol`` (the learner), ``trainer.forward()`` (the training run,
+    as ``trainer()``), ``trainer.print(msg)`` and ``trainer.wait()`` (the main
+    process's print and a barrier), and the values of ``num_train_steps``,
+    ``checkpoint_every`` and ``checkpoint_folder``. Mixed into
+    :class:`~byol_pytorch.BYOLTrainer`, whose attributes they read.
+    """
+
+    learner: Any
+    config: TrainerConfig
+    accelerator: Accelerator
+
+    @property
+    def byol(self) -> BYOL:
+        """The learner (0.9's name for it)."""
+        return self.learner
+
+    @property
+    def num_train_steps(self) -> int:
+        return self.config.num_train_steps
+
+    @property
+    def checkpoint_every(self) -> int:
+        return self.config.checkpoint_every
+
+    @property
+    def checkpoint_folder(self) -> Path:
+        """The run folder (``output_dir``), as 0.9 kept it: a ``Path``."""
+        return Path(self.config.output_dir)
+
+    def forward(self) -> Any:
+        """Trains, as ``trainer()`` does."""
+        return self()  # type: ignore[operator]
+
+    def print(self, msg: Any) -> None:
+        """Prints on the main process only."""
+        self.accelerator.print(msg)
+
+    def wait(self) -> None:
+        """Waits until every process gets here."""
+        self.accelerator.wait_for_everyone()
+
+
 def _disagree(first: str, first_value: Any, second: str, second_value: Any) -> ValueError:
     return ValueError(f"{first}={first_value!r} and {second}={second_value!r} disagree; give one of them "
                       "(or the same value in both)")

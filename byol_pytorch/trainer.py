@@ -18,7 +18,8 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import Dataset
 
 from .checkpoint import list_checkpoints, remove_stale_temporaries
-from .compat import BYOL_CONFIG_FIELDS, accelerator_arguments, check_optimizer_kwargs, trainer_arguments
+from .compat import (BYOL_CONFIG_FIELDS, TrainerAliases, accelerator_arguments, check_optimizer_kwargs,
+                     trainer_arguments)
 from .data import ImageFolderDataset, LoaderCrops
 from .data.pipeline import LearnerInput, TrainingData
 from .devices import default_num_workers, resolve_mixed_precision
@@ -48,7 +49,7 @@ DEFAULT_LR = {"adam": 3e-4, "adamw": 3e-4, "sgd": 0.05, "lars": 0.2}
 __all__ = ["BYOLTrainer"]
 
 
-class BYOLTrainer:
+class BYOLTrainer(TrainerAliases):
     """Pretrains ``net`` with BYOL on ``dataset`` using Hugging Face Accelerate.
 
     The same script runs on one process (``python train.py``) and on many

@@ -275,6 +275,11 @@ def test_the_trainer_with_every_original_keyword() -> None:
     net = models.resnet18()
     net.load_state_dict(torch.load("checkpoints/net.pt", weights_only=True))
     assert torch.equal(net.conv1.weight, namespace["resnet"].conv1.weight)
+    # What 0.9's trainer had beyond its keywords reads the same values here.
+    assert trainer.byol is trainer.learner and trainer.checkpoint_folder == Path("./checkpoints")
+    assert (trainer.num_train_steps, trainer.checkpoint_every) == (2, 1000)
+    trainer.wait()
+    trainer.print("from a script written for 0.9")
 
 
 def test_a_learners_state_saves_and_loads_with_safetensors(tmp_path: Path) -> None:
@@ -295,3 +300,13 @@ def test_positional_order_of_the_original() -> None:
                      "augment_fn", "augment_fn2", "moving_average_decay", "use_momentum", "sync_batchnorm"]
     learner = BYOL(models.resnet18(), 32, "avgpool", 64, 128, None, None, 0.9, True, False)
     assert learner.online_predictor[-1].out_features == 64 and learner.moving_average_decay == 0.9
+
+
+def test_forward_trains_as_it_did() -> None:
+    from byol_pytorch import BYOLTrainer, MockDataset
+
+    trainer = BYOLTrainer(models.resnet18(), image_size=32, hidden_layer="avgpool", learning_rate=3e-4,
+                          dataset=MockDataset(32, 16), num_train_steps=2, batch_size=4,
+                          accelerator_kwargs={"cpu": True, "mixed_precision": "no"})
+    net = trainer.forward()  # 0.9's trainer was an nn.Module: trainer() called forward()
+    assert trainer.step == 2 and net is trainer.net and (Path("checkpoints") / "net.pt").exists()
