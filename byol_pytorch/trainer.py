@@ -18,8 +18,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import Dataset
 
 from .checkpoint import list_checkpoints, remove_stale_temporaries
-from .compat import (BYOL_CONFIG_FIELDS, TrainerAliases, accelerator_arguments, check_optimizer_kwargs,
-                     trainer_arguments)
+from .compat import BYOL_CONFIG_FIELDS, TrainerAliases, accelerator_arguments, check_optimizer_kwargs, trainer_arguments
 from .data import ImageFolderDataset, LoaderCrops
 from .data.pipeline import LearnerInput, TrainingData
 from .devices import default_num_workers, resolve_mixed_precision
