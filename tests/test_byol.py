@@ -369,7 +369,7 @@ def test_bfloat16_autocast_and_channels_last_follow_float32() -> None:
         loss.backward()
         results.append((loss, {n: p.grad.clone() for n, p in learner.named_parameters() if p.grad is not None}))
     (full, full_grads), (half, half_grads) = results
-    assert half.dtype == torch.float32 and abs(half.item() - full.item()) < 0.02 * abs(full.item())
+    assert half.dtype == torch.float32 and abs(half.item() - full.item()) < 0.03 * abs(full.item())
     assert full_grads.keys() == half_grads.keys()
     cosines = {}
     for name, grad in full_grads.items():
@@ -377,9 +377,10 @@ def test_bfloat16_autocast_and_channels_last_follow_float32() -> None:
         if grad.norm() > 1e-6:
             cosines[name] = float(F.cosine_similarity(grad.flatten(), half_grads[name].flatten(), dim=0))
     # bf16 rounding at initialisation leaves each gradient's direction at a cosine of 0.65-0.95 with float32's
-    # (median 0.79); the broken kernels gave none of its direction (NaN, or 1e30 on the padded taps).
-    assert min(cosines.values()) > 0.5, min(cosines.items(), key=lambda item: item[1])
-    assert sorted(cosines.values())[len(cosines) // 2] > 0.7
+    # (median 0.79, on an Intel Xeon); without the 1x1-map guard, layer4's first conv got a cosine of 0 and
+    # values of 1e33 (the margins leave room for another CPU's rounding, none for that).
+    assert min(cosines.values()) > 0.3, min(cosines.items(), key=lambda item: item[1])
+    assert sorted(cosines.values())[len(cosines) // 2] > 0.6
 
 
 def test_vision_transformer_learner() -> None:
