@@ -42,11 +42,6 @@ BYOL_TRAINER_KEYWORDS = ("augment_fn", "augment_fn2", "normalize")
 OPTIMIZER_CONFIG_FIELDS = {"lr": "learning_rate", "weight_decay": "weight_decay"}
 
 
-def _accelerator_config_fields() -> tuple[str, ...]:
-    """Accelerator arguments that are TrainerConfig fields under the same name (mixed_precision, ...)."""
-    return tuple(name for name in inspect.signature(Accelerator.__init__).parameters if name in _CONFIG_FIELDS)
-
-
 @dataclass(frozen=True)
 class TrainerArguments:
     """What the trainer is built from, every way of giving an option merged.
@@ -349,7 +344,8 @@ def merge_accelerator_kwargs(
     for key in given:
         if key not in known:
             raise _unknown_key("accelerator_kwargs", key, "accelerate.Accelerator", known)
-    for key in _accelerator_config_fields():
+    # Accelerator arguments that are TrainerConfig fields under the same name (mixed_precision, ...).
+    for key in (name for name in known if name in _CONFIG_FIELDS):
         if key in given:
             value = given.pop(key)
             if key == "mixed_precision" and value is not None:

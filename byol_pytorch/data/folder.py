@@ -31,6 +31,7 @@ OnUnreadable = Literal["next", "return_none"]
 # (logging.lastResort), from whichever process meets the file.
 _LOG = logging.getLogger(__name__)
 
+
 class UnreadableReports:
     """Which unreadable files were reported, shared by datasets over the same files: each file gets one line.
 

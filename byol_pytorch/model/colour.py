@@ -24,20 +24,19 @@ def luma(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     return gray.add_(g, alpha=LUMA[1]).add_(b, alpha=LUMA[2]).unsqueeze(1)
 
 
-def shift_hue_(x: torch.Tensor, shift: torch.Tensor, work: torch.Tensor | None = None) -> torch.Tensor:
+def shift_hue_(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Rotates every pixel's hue by ``shift`` of a turn in place, keeping its HSV saturation and value.
 
     Args:
         x: ``(B, 3, H, W)`` RGB in [0, 1], overwritten.
         shift: ``(B,)``, fractions of the colour circle (any sign; hues wrap around).
-        work: scratch space shaped like ``x`` (allocated when not given).
 
     Returns:
         ``x``; a shift of 0 gives back its values up to rounding.
     """
     if torch.finfo(x.dtype).bits < 32:
         # The angle needs float32: in bfloat16 its rounding moved colours by up to 5 % of the range.
-        return x.copy_(shift_hue_(x.float(), shift, None if work is None else work.float()))
+        return x.copy_(shift_hue_(x.float(), shift))
     r, g, b = x.unbind(1)
     # Only plain arithmetic below: on the CPU a torch.where, a comparison or a remainder costs 10-25 times an
     # add, and the hue used to be most of the colour part's time. Every plane lives in one of six buffers, so
@@ -60,8 +59,8 @@ def shift_hue_(x: torch.Tensor, shift: torch.Tensor, work: torch.Tensor | None =
     # value - chroma * clamp(d - 1, 0, 1), d its distance round the circle from the opposite hue; written as
     # (value + chroma) - chroma * clamp(d, 1, 2), d = min(|t|, |t - 6|) with t = hue - (n + 3) in [-2, 8).
     offsets = torch.tensor([0.0, -2.0, 2.0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    # x's values are all in the planes above by now: x and work hold the two halves of the distance.
-    t = torch.add(sixths.unsqueeze(1), offsets, out=torch.empty_like(x) if work is None else work)
+    # x's values are all in the planes above by now: x and a fresh tensor hold the two halves of the distance.
+    t = torch.add(sixths.unsqueeze(1), offsets, out=torch.empty_like(x))
     distance = torch.minimum(torch.abs(t, out=x), t.sub_(6).abs_(), out=x).clamp_(1, 2)
     top = value.add_(chroma).unsqueeze(1)
     return torch.addcmul(top, chroma.unsqueeze(1), distance, value=-1, out=x)
@@ -119,7 +118,7 @@ def jitter_in_order_(x: torch.Tensor, factors: torch.Tensor, order: tuple[int, .
 
 
 def colour_jitter_(
-    x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, hue_slot: torch.Tensor, work: torch.Tensor | None = None
+    x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, hue_slot: torch.Tensor
 ) -> torch.Tensor:
     """Brightness, contrast, saturation and hue of ``(B, 3, H, W)`` RGB in each image's own order, in place.
 
@@ -134,7 +133,6 @@ def colour_jitter_(
             no change) and the hue shift in turns (0 for none).
         order: ``(B, 3)`` long, a permutation of brightness (0), contrast (1), saturation (2).
         hue_slot: ``(B,)`` long in ``[0, 3]``, how many of the three run before the hue shift.
-        work: scratch space shaped like ``x`` (allocated when not given).
 
     Returns:
         ``x``.
@@ -144,7 +142,7 @@ def colour_jitter_(
     gray = x.new_empty((x.shape[0], 1, *x.shape[2:]))
     for slot in range(3):
         _blend_slot_(x, order[:, slot], torch.where(hue_slot > slot, blends[:, slot], ones), gray)
-    shift_hue_(x, factors[:, 3], work)
+    shift_hue_(x, factors[:, 3])
     for slot in range(3):
         _blend_slot_(x, order[:, slot], torch.where(hue_slot <= slot, blends[:, slot], ones), gray)
     return x

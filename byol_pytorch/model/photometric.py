@@ -216,11 +216,13 @@ class PhotometricAugmentation(nn.Module):
         * in runs (the default on the CPU, where reading the draws costs
           nothing, for batches larger than half :data:`CPU_CHUNK_BYTES` per
           thread; smaller ones already sit in the cache, and there the
-          batched way's larger calls spread better over the threads): images that share their order of the jitter go through
-          together, a few MiB at a time (:data:`CPU_CHUNK_BYTES`, so that they
-          stay in a core's cache between steps), and each step runs only on
-          the images that drew it. On 64 images of 224 px this did about half
-          the arithmetic of the batched way, and the blur of view 2 (p = 0.1) a tenth.
+          batched way's larger calls spread better over the threads): images
+          that share their order of the jitter go through together, a few
+          MiB at a time (:data:`CPU_CHUNK_BYTES`, so that they stay in a
+          core's cache between steps), and each step runs only on the images
+          that drew it. On 64 images of 224 px this did about half the
+          arithmetic of the batched way, and the blur of view 2 (p = 0.1) a
+          tenth.
 
         Args:
             x: the images.
@@ -236,13 +238,14 @@ class PhotometricAugmentation(nn.Module):
             raise ValueError(f"the draw is for {draw.jitter.shape[0]} images, the batch holds {x.shape[0]}")
         if batched is None:
             batched = x.device.type != "cpu" or _fits_threads(x)
+        out = x if inplace else x.clone(memory_format=format_of(x))
         if batched:
-            out = x if inplace else x.clone(memory_format=format_of(x))
             self._apply_(out, draw)
-            return out
-        return self._apply_in_runs_(x if inplace else x.clone(memory_format=format_of(x)), draw)
+        else:
+            self._apply_in_runs_(out, draw)
+        return out
 
-    def _apply_in_runs_(self, x: torch.Tensor, draw: PhotometricDraw) -> torch.Tensor:
+    def _apply_in_runs_(self, x: torch.Tensor, draw: PhotometricDraw) -> None:
         """The CPU's way (see :meth:`apply`), in place.
 
         The jitter and grayscale run on runs of images that share their order
@@ -273,7 +276,6 @@ class PhotometricAugmentation(nn.Module):
                         lambda images, index: gaussian_blur(images, draw.sigma[index], self.blur_kernel).clamp_(0, 1))
         if self.solarize_p > 0:
             _in_groups_(x, draw.solarize.nonzero().squeeze(1), limit, lambda images, _: torch.minimum(images, 1 - images))
-        return x
 
     def _apply_(self, x: torch.Tensor, draw: PhotometricDraw) -> None:
         # Probabilities of 0 are settings, not draws: skipping their identity passes looks at no data.
