@@ -84,6 +84,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
 
 
 def _process_is_alive(pid: int) -> bool:
+    if os.name == "nt":
+        # Windows has no signal 0: os.kill would terminate the process. Keep its file (it may be writing).
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -32,11 +32,21 @@ from typing import Any
 
 import torch
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+# The names, not the numbers: SIGUSR1 is POSIX only (Windows has SIGTERM and SIGINT alone), so the
+# signals are looked up where they exist and a system without one simply never sends it.
+STOP_SIGNAL_NAMES = ("SIGTERM", "SIGINT", "SIGUSR1")
+
+
+def available_stop_signals() -> tuple[signal.Signals, ...]:
+    """The signals of :data:`STOP_SIGNAL_NAMES` this system has (all three on Linux and macOS)."""
+    return tuple(getattr(signal, name) for name in STOP_SIGNAL_NAMES if hasattr(signal, name))
+
+
+STOP_SIGNALS = available_stop_signals()
 # Duplicates of one request arrive together; a person's second Ctrl-C comes later.
 REPEAT_WINDOW_S = 2.0
 
-__all__ = ["STOP_SIGNALS", "StopAgreement", "StopSignals", "TrainingStopped", "exit_status"]
+__all__ = ["STOP_SIGNALS", "StopAgreement", "StopSignals", "TrainingStopped", "available_stop_signals", "exit_status"]
 
 
 def exit_status(signum: int) -> int:
@@ -74,7 +84,8 @@ class TrainingStopped(SystemExit):
 
 
 class StopSignals:
-    """Records SIGTERM, SIGINT and SIGUSR1 instead of dying, while :meth:`installed` is active.
+    """Records SIGTERM, SIGINT and SIGUSR1 (those of them the system has) instead of dying, while
+    :meth:`installed` is active.
 
     Handlers can only be set from the main thread; elsewhere (or with
     ``enabled=False``) nothing is installed and :attr:`requested` stays 0.
@@ -102,9 +113,10 @@ class StopSignals:
         if not self.enabled or threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+        signals = available_stop_signals()
+        previous = {signum: signal.getsignal(signum) for signum in signals}
         try:
-            for signum in STOP_SIGNALS:
+            for signum in signals:
                 signal.signal(signum, self._handle)
             yield self
         finally:

@@ -294,3 +294,21 @@ def test_the_slurm_scripts_of_the_docs_are_valid_bash() -> None:
         checked = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, check=False)
         assert checked.returncode == 0, checked.stderr
         assert "--resume" in script and "trap '" in script and "USR1" in script
+
+
+def test_without_sigusr1_the_package_imports_and_handles_the_signals_that_exist(monkeypatch) -> None:
+    """A system without SIGUSR1 (Windows): a fresh import reads no missing signal, and the others are handled."""
+    import importlib.util
+
+    monkeypatch.delattr(signal, "SIGUSR1")
+    spec = importlib.util.spec_from_file_location("preemption_without_usr1", preemption.__file__)
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)  # a copy: the package's own module (and its classes) stay as they are
+    assert fresh.STOP_SIGNALS == (signal.SIGTERM, signal.SIGINT)
+    before = signal.getsignal(signal.SIGTERM)
+    stops = fresh.StopSignals()
+    with stops.installed():
+        assert signal.getsignal(signal.SIGTERM) == stops._handle
+        signal.raise_signal(signal.SIGTERM)
+    assert stops.requested == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before
