@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -45,12 +46,32 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+# The first GPUs with bf16 tensor cores (Ampere, compute capability 8.0); older ones (V100, T4) emulate it, slowly.
+NATIVE_BF16_CAPABILITY = (8, 0)
+
+
+def cuda_computes_bf16() -> bool:
+    """Whether the current CUDA device computes bf16 natively (emulation does not count).
+
+    ``torch.cuda.is_bf16_supported()`` also answers yes for GPUs that only
+    emulate bf16; torch 2.4 and later can be asked to leave emulation out
+    (``including_emulation=False``); before that, compute capability 8.0 or
+    later is the test.
+    """
+    if not torch.cuda.is_available():
+        return False
+    supported = torch.cuda.is_bf16_supported
+    if "including_emulation" in inspect.signature(supported).parameters:
+        return bool(supported(including_emulation=False))
+    return tuple(torch.cuda.get_device_capability()) >= NATIVE_BF16_CAPABILITY
+
+
 def resolve_mixed_precision(choice: str, device_type: str) -> str:
     """``"auto"`` becomes ``"bf16"`` where the device computes in bf16 natively, else ``"no"``."""
     if choice != "auto":
         return choice
     if device_type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+        return "bf16" if cuda_computes_bf16() else "no"
     if device_type == "cpu":
         return "bf16" if cpu_supports_bf16() else "no"
     return "no"
