@@ -10,6 +10,7 @@ from .data import DigitsDataset, ImageFolderDataset, LoaderCrops, MockDataset, P
 from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .model import BYOL, BYOLAugmentation, BYOLOutput, CropSpec, FrozenEncoder, cosine_tau
 from .optim import LARS
+from .pretrained import load_network
 
 __version__ = "1.0.0"
 
@@ -35,6 +36,7 @@ __all__ = [
     "TrainerConfig",
     "TrainingStream",
     "cosine_tau",
+    "load_network",
     "__version__",
 ]
 

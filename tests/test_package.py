@@ -34,6 +34,7 @@ HOMES = {
     "TrainingStream": "byol_pytorch.data",
     "BYOLTrainer": "byol_pytorch.trainer",
     "TrainerConfig": "byol_pytorch.config",
+    "load_network": "byol_pytorch.pretrained",
 }
 
 
