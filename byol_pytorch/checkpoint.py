@@ -6,12 +6,14 @@ import os
 import pickle
 import re
 import socket
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
+from .config import parse_duration
 from .errors import CheckpointError, DiskFullError, is_disk_full
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{8})\.pt$")
@@ -210,3 +212,42 @@ def prune_checkpoints(folder: str | os.PathLike, keep: int) -> list[Path]:
     for path in old:
         path.unlink()
     return old
+
+
+class CheckpointSchedule:
+    """When the trainer saves: every N optimiser steps, or every so much training time (``checkpoint_every``).
+
+    By time, the clock is read only every ``check_every`` steps (the trainer's
+    logging steps), and with several processes ``agree`` makes every process
+    follow the main process's clock, so they all save at the same step.
+
+    Args:
+        every: a step count, or a duration such as ``"30min"`` (see :func:`~byol_pytorch.config.parse_duration`).
+        check_every: steps between readings of the clock.
+        clock: seconds, monotonic (a test passes its own).
+    """
+
+    def __init__(self, every: int | str, check_every: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
+        self.steps = every if isinstance(every, int) else None
+        self.seconds = None if isinstance(every, int) else parse_duration(every)
+        self.check_every, self.clock = max(1, int(check_every)), clock
+        self.last_save = clock()
+
+    def due(self, step: int, agree: Callable[[bool], bool] | None = None) -> bool:
+        """Whether to save after optimiser step ``step`` (the caller also saves at the last step and on a stop).
+
+        Args:
+            agree: turns this process's verdict into the one all processes
+                follow (called, on every process, at the steps the clock is read).
+        """
+        if self.steps is not None:
+            return step % self.steps == 0
+        if step % self.check_every:
+            return False
+        assert self.seconds is not None
+        verdict = self.clock() - self.last_save >= self.seconds
+        return agree(verdict) if agree is not None else verdict
+
+    def saved(self) -> None:
+        """Starts the next interval (called after every save, whatever caused it)."""
+        self.last_save = self.clock()

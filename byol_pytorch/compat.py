@@ -122,7 +122,7 @@ class TrainerAliases:
         return self.config.num_train_steps
 
     @property
-    def checkpoint_every(self) -> int:
+    def checkpoint_every(self) -> int | str:
         return self.config.checkpoint_every
 
     @property

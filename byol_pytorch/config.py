@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,8 +12,35 @@ from .errors import OptionError
 from .model.defaults import MODEL_DEFAULTS
 
 
+# A duration of checkpoint_every: a number and a unit, e.g. 90s, 30min, 2h (the unit in seconds).
+DURATION_UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration written as a number and a unit: ``"90s"``, ``"30min"`` (or ``"30m"``), ``"1.5h"``.
+
+    Raises:
+        ValueError: not a positive number followed by s, sec, m, min or h.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([a-z]+)\s*", str(text).lower())
+    if match is None or match.group(2) not in DURATION_UNITS or float(match.group(1)) <= 0:
+        raise ValueError(f"expected a step count or a duration such as 90s, 30min or 2h, got {text!r}")
+    return float(match.group(1)) * DURATION_UNITS[match.group(2)]
+
+
 def _option(default: Any, help: str, **metadata: Any) -> Any:
     return field(default=default, metadata={"help": help, **metadata})
+
+
+def _check_checkpoint_every(value: Any) -> None:
+    """A positive step count or a duration (:func:`parse_duration`); else OptionError naming checkpoint_every."""
+    if isinstance(value, str):
+        try:
+            parse_duration(value)
+        except ValueError as err:
+            raise OptionError("checkpoint_every", str(err)) from None
+    elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise OptionError("checkpoint_every", f"must be a positive integer or a duration such as 30min, got {value!r}")
 
 
 @dataclass
@@ -81,7 +109,8 @@ class TrainerConfig:
                                   "from (1: the source's order)")
     # Run folder, checkpoints, logging
     output_dir: str = _option("./checkpoints", "the run folder: checkpoints, net.pt, metrics.jsonl")
-    checkpoint_every: int = _option(1000, "steps between checkpoints (and net.pt)")
+    checkpoint_every: int | str = _option(
+        1000, "steps between checkpoints (and net.pt), or the training time between them: 90s, 30min, 2h")
     keep_checkpoints: int = _option(3, "newest checkpoints kept")
     resume: bool | str = _option(False, "continue the run in output_dir from its latest intact checkpoint, or "
                                  "from PATH (a checkpoint or run folder)")
@@ -98,12 +127,12 @@ class TrainerConfig:
     def validate(self) -> None:
         """Raises :class:`~byol_pytorch.errors.OptionError` naming the first option out of range."""
         positive = ("projection_size", "projection_hidden_size", "num_train_steps", "batch_size",
-                    "gradient_accumulation_steps", "checkpoint_every", "keep_checkpoints", "log_every", "knn_k",
-                    "shuffle_buffer")
+                    "gradient_accumulation_steps", "keep_checkpoints", "log_every", "knn_k", "shuffle_buffer")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise OptionError(name, f"must be a positive integer, got {value!r}")
+        _check_checkpoint_every(self.checkpoint_every)
         for f in dataclasses.fields(self):
             allowed = f.metadata.get("choices")
             if allowed and getattr(self, f.name) not in allowed:

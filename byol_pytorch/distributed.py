@@ -118,3 +118,12 @@ def broadcast_bytes(accelerator: Any, data: bytes | None) -> bytes:
     if length:
         buffer = broadcast(buffer)
     return buffer.cpu().numpy().tobytes()
+
+
+def main_process_verdict(accelerator: Any, verdict: bool) -> bool:
+    """The main process's ``verdict`` on every process (a collective: all processes call it at the same step)."""
+    if accelerator.num_processes == 1:
+        return verdict
+    from accelerate.utils import broadcast
+
+    return bool(broadcast(torch.tensor([int(verdict)], device=accelerator.device)).item())

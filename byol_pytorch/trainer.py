@@ -17,12 +17,12 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import Dataset
 
-from .checkpoint import list_checkpoints, remove_stale_temporaries
+from .checkpoint import CheckpointSchedule, list_checkpoints, remove_stale_temporaries
 from .compat import BYOL_CONFIG_FIELDS, TrainerAliases, accelerator_arguments, check_optimizer_kwargs, trainer_arguments
 from .data import ImageFolderDataset, LoaderCrops
 from .data.pipeline import LearnerInput, TrainingData
 from .devices import default_num_workers, resolve_mixed_precision
-from .distributed import average_buffers, convert_sync_batchnorm, gather_objects
+from .distributed import average_buffers, convert_sync_batchnorm, gather_objects, main_process_verdict
 from .errors import DiskFullError
 from .evaluate import FrozenEncoder, extract_features, half_split_knn_accuracy
 from .metrics import set_aside_records_after
@@ -173,6 +173,7 @@ class BYOLTrainer(TrainerAliases):
         self.probe: OnlineProbe | None = None
         self.prepared_model: nn.Module | None = None
         self.data = self._training_data()
+        self.checkpoint_schedule = CheckpointSchedule(config.checkpoint_every, check_every=config.log_every)
 
     # -- set-up ------------------------------------------------------------------
 
@@ -460,6 +461,7 @@ class BYOLTrainer(TrainerAliases):
         acc, total = self.accelerator, self.config.num_train_steps
         if self.step >= total:
             return
+        self.checkpoint_schedule.saved()  # a time interval counts training time, from here
         for batch in _timed(self.data.loader(self.images_seen), logger):
             inputs = self.data.learner_input(batch)
             out = self._forward_backward(model, optimizer, inputs)
@@ -512,9 +514,11 @@ class BYOLTrainer(TrainerAliases):
                 logger.log_probe(self.step, self.probe.accuracy(self.learner, self.eval_dataset,
                                                                 self.accelerator.device), loss)
         path = None
-        if self.step % c.checkpoint_every == 0 or last or stopping:
+        due = self.checkpoint_schedule.due(self.step, lambda verdict: main_process_verdict(self.accelerator, verdict))
+        if due or last or stopping:
             logger.check_finite(self.step)
             path = self._save(stopping=True) if stopping else self.save_checkpoint()
+            self.checkpoint_schedule.saved()
         if stopping:
             # No process leaves before the main one has written the checkpoint: a launcher ends
             # the others as soon as one exits.

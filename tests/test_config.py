@@ -61,3 +61,13 @@ def test_an_option_out_of_range_raises_an_error_naming_it(options: dict, option:
 def test_an_unknown_option_names_the_closest_one() -> None:
     with pytest.raises(TypeError, match="unknown option 'batchsize'; did you mean 'batch_size'"):
         TrainerConfig.from_kwargs(batchsize=4)
+
+
+@pytest.mark.parametrize(("value", "problem"), [(0, "must be a positive integer or a duration such as 30min, got 0"),
+                                                ("30 parsecs", "a step count or a duration such as 90s, 30min or "
+                                                 "2h, got '30 parsecs'")])
+def test_checkpoint_every_takes_steps_or_a_duration(value: object, problem: str) -> None:
+    assert TrainerConfig.from_kwargs(checkpoint_every="30min").checkpoint_every == "30min"
+    with pytest.raises(OptionError, match=problem) as err:
+        TrainerConfig.from_kwargs(checkpoint_every=value)
+    assert err.value.option == "checkpoint_every"

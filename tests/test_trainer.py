@@ -467,3 +467,14 @@ def test_images_per_logged_line_count_every_accumulated_batch(tmp_path: Path) ->
     assert [r["step"] for r in lines] == [1, 2, 3]
     assert [r["images"] for r in lines] == [8, 8, 8]  # 2 batches of 4 per optimiser step
     assert trainer.global_batch_size == 8
+
+
+def test_checkpoint_every_a_duration_saves_by_training_time(tmp_path: Path) -> None:
+    # An hour is not reached in 4 steps: only the last step is saved; a second is reached at every logging step.
+    _trainer(tmp_path / "hour", steps=4, checkpoint_every="1h", log_every=1)()
+    assert [p.name for p in list_checkpoints(tmp_path / "hour" / "run")] == ["checkpoint-00000004.pt"]
+    trainer = _trainer(tmp_path / "tick", steps=4, checkpoint_every="1s", log_every=2, keep_checkpoints=5)
+    trainer.checkpoint_schedule.clock = iter(range(0, 1000, 2)).__next__  # 2 s between readings
+    trainer()
+    assert [p.name for p in list_checkpoints(tmp_path / "tick" / "run")] == [
+        "checkpoint-00000002.pt", "checkpoint-00000004.pt"]
