@@ -361,13 +361,35 @@ def test_defaults_follow_the_data() -> None:
     assert (folder["image_size"], folder["augment"], folder["num_classes"]) == (224, "paper", 1000)
 
 
+def test_the_demo_keeps_its_own_defaults_and_a_data_run_gets_the_real_run_ones() -> None:
+    from byol_pytorch.cli.flags import CLI_DEFAULTS, DATA_RUN_DEFAULTS
+    from byol_pytorch.cli.train import _checked_options
+
+    demo = _checked_options(build_parser().parse_args(["train"]))
+    data = _checked_options(build_parser().parse_args(["train", "--data", "photos"]))
+    assert {name: demo[name] for name in DATA_RUN_DEFAULTS} == {name: CLI_DEFAULTS[name] for name in DATA_RUN_DEFAULTS}
+    assert (demo["projection_hidden_size"], demo["checkpoint_every"], demo["keep_checkpoints"]) == (1024, 100, 2)
+    assert (data["projection_hidden_size"], data["checkpoint_every"], data["keep_checkpoints"]) == (4096, "30min", 3)
+    assert data["knn_every"] is None  # decided once the evaluation images are known
+    chosen = _checked_options(build_parser().parse_args(["train", "--data", "photos", "--checkpoint-every", "2h",
+                                                         "--projection-hidden-size", "512"]))
+    assert (chosen["checkpoint_every"], chosen["projection_hidden_size"]) == ("2h", 512)
+
+
 def test_train_on_a_folder_scored_on_a_labelled_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _write_images(tmp_path / "labelled", {"cat": 6, "dog": 6})
     run = tmp_path / "run"
-    args = tiny(knn_every="0", steps="2", batch_size="4")
+    # The real-run defaults of heads, checkpoints and monitor: none of those flags is given.
+    args = tiny(steps="2", batch_size="4", drop=("--knn-every", "--checkpoint-every", "--projection-hidden-size"))
     assert main(["train", *args, "--data", str(tmp_path / "labelled"), "--eval-data", str(tmp_path / "labelled"),
                  "--out", str(run)]) == 0
     spec = json.loads((run / "run.json").read_text())
+    options = spec["trainer"]
+    assert (options["projection_hidden_size"], options["checkpoint_every"], options["keep_checkpoints"]) == (
+        4096, "30min", 3)
+    # 12 evaluation images x 0.25 / (4 images a step x 2 %): a pass every 38 steps costs under 2 % of the run.
+    assert options["knn_every"] == 38
+    assert [p.name for p in run.glob("checkpoint-*.pt")] == ["checkpoint-00000002.pt"]  # the last step only
     summary = json.loads((run / "summary.json").read_text())
     assert spec["augment"] == "paper" and spec["image_size"] == 16 and summary["steps"] == 2
     assert summary["eval_data"] == str(tmp_path / "labelled") and set(summary["knn_top1"]) == {"trained", "random_init"}
@@ -423,7 +445,9 @@ def test_flags_parse_to_trainer_types() -> None:
     args = build_parser().parse_args(["train", "--hidden-layer", "layer4", "--resume", "runs/a"])
     assert args.hidden_layer == "layer4" and args.resume == "runs/a"
     defaults = build_parser().parse_args(["train"])
-    assert defaults.batch_size == 64 and defaults.projection_hidden_size == 1024 and defaults.use_momentum
+    # The options whose default depends on --data are decided after parsing (see the real-run defaults test).
+    assert defaults.batch_size == 64 and defaults.projection_hidden_size is None and defaults.use_momentum
+    assert build_parser().parse_args(["train", "--checkpoint-every", "30min"]).checkpoint_every == "30min"
 
 
 def test_console_script_runs() -> None:

@@ -41,7 +41,7 @@ from ..errors import CheckpointError, DiskFullError, NonFiniteLossError, NonFini
 from .common import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, PROG, CLIError, Parser, first_line, image_size_arg, positive_int_arg
 from .embed import cmd_embed
 from .eval import cmd_eval
-from .flags import CLI_DEFAULTS, add_config_flags, add_source_flags
+from .flags import CLI_DEFAULTS, add_config_flags, add_source_flags, train_flag_defaults
 from .networks import DEFAULT_FOLDER_IMAGE_SIZE, DEFAULT_IMAGE_SIZE, DEFAULT_MODEL, HIDDEN_LAYER_TABLE, SMALL_IMAGE_SIDE
 from .train import AUGMENTATIONS, cmd_train
 
@@ -99,7 +99,7 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
                        help="CPU threads (default: torch's, usually one per core). Results depend on it "
                             "(float sums are ordered by thread); on cores other jobs keep busy, 1 can be much faster")
     add_source_flags(train, image_key=False, label_column=True)
-    add_config_flags(train, CLI_DEFAULTS)
+    add_config_flags(train, train_flag_defaults())
     train.set_defaults(handler=cmd_train)
 
 

@@ -18,7 +18,8 @@ from ..config import TrainerConfig
 # Where ``train`` departs from TrainerConfig's defaults: the command with no
 # flags is the built-in demo, which must finish in minutes on a 2-core CPU and
 # show that BYOL learned something (the measurements behind these choices are
-# in benchmarks/README.md, "The demo's defaults").
+# in benchmarks/README.md, "The demo's defaults"). The options also named in
+# DATA_RUN_DEFAULTS take these values on the demo only (no --data).
 CLI_DEFAULTS: dict[str, Any] = {
     "num_train_steps": 800,  # 38 epochs of the 1,347 training digits
     "batch_size": 64,  # enough for the batch norms of the heads, small enough for a CPU
@@ -33,11 +34,41 @@ CLI_DEFAULTS: dict[str, Any] = {
     "num_workers": None,  # 0 for the in-memory digits, the trainer's default for a folder
 }
 
+# A run on the user's images (--data) keeps the demo's steps and batch but not its small-run choices: the
+# paper's head widths, checkpoints by training time (a ResNet-50 checkpoint is ~300 MB: every 100 steps would
+# be one a minute on a GPU), the newest few kept, and the kNN monitor only with --eval-data, every
+# monitor_interval() steps (None here: decided from the evaluation set's size, see cli/train.py).
+DATA_RUN_DEFAULTS: dict[str, Any] = {
+    "projection_hidden_size": TrainerConfig.projection_hidden_size,  # 4096, the paper's
+    "checkpoint_every": "30min",
+    "keep_checkpoints": TrainerConfig.keep_checkpoints,  # 3
+    "knn_every": None,
+}
+
+
+def run_defaults(on_digits: bool) -> dict[str, Any]:
+    """The values of the options whose default depends on the run: the demo's, or a --data run's."""
+    return {name: CLI_DEFAULTS[name] if on_digits else value for name, value in DATA_RUN_DEFAULTS.items()}
+
+
+def train_flag_defaults() -> dict[str, Any]:
+    """The parser's defaults of ``train``: CLI_DEFAULTS, and None for the options decided once --data is known."""
+    return {**CLI_DEFAULTS, **dict.fromkeys(DATA_RUN_DEFAULTS)}
+
+
 # What the command line's own defaults are, where they are not a value (the meaning is TrainerConfig's help).
 CLI_DEFAULT_NOTES = {
     "hidden_layer": "default: chosen from the model (see --model)",
     "num_workers": "0 for the built-in digits (held in memory)",
     "output_dir": "default: runs/byol-YYYYmmdd-HHMMSS (must not exist unless --resume)",
+    "projection_hidden_size": f"default: {CLI_DEFAULTS['projection_hidden_size']} on the demo (no --data), "
+                              f"{DATA_RUN_DEFAULTS['projection_hidden_size']} with --data",
+    "checkpoint_every": f"default: {CLI_DEFAULTS['checkpoint_every']} steps on the demo, "
+                        f"{DATA_RUN_DEFAULTS['checkpoint_every']} with --data",
+    "keep_checkpoints": f"default: {CLI_DEFAULTS['keep_checkpoints']} on the demo, "
+                        f"{DATA_RUN_DEFAULTS['keep_checkpoints']} with --data",
+    "knn_every": f"default: {CLI_DEFAULTS['knn_every']} on the demo; with --data, 0 without --eval-data, else "
+                 "an interval sized from the evaluation images to cost under 2%% of the run",
 }
 
 # Short names accepted next to the generated flags.
@@ -147,6 +178,8 @@ def _metavar(name: str, members: Sequence[type]) -> str:
         return "LAYER"
     if name.endswith("_dir"):
         return "DIR"
+    if set(members) == {int, str}:
+        return "N|TIME"
     if members == [int]:
         return "N"
     if float in members:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from ..preemption import TrainingStopped
 from ..trackers import check_trackers
 from .common import PROG, CLIError, first_line, write_json
 from .datasets import EvaluationSets, evaluation_sets, image_count, training_set
-from .flags import config_options
+from .flags import config_options, run_defaults
 from .runs import check_run_dir_on_main, process_state, resolve_run_dir, run_spec
 from .scoring import monitor_baseline, score_backbones, score_table
 
@@ -110,11 +111,33 @@ def _plan(args: argparse.Namespace) -> TrainJob:
         eval_sets = evaluation_sets(args.eval_data, size, "--eval-data", image_key=options["image_key"],
                                     label_column=args.label_column, reports=reports)
     threads = set_cpu_threads(args.threads) if state.device.type == "cpu" else None
+    if options["knn_every"] is None:
+        options["knn_every"] = monitor_interval(eval_sets, options["batch_size"])
     options.update(output_dir=str(run_dir), hidden_layer=spec["hidden_layer"])
+    spec["trainer"] = {name: list(value) if isinstance(value, tuple) else value for name, value in options.items()}
     if args.crop_scale is not None:
         options["crop_scale"] = tuple(args.crop_scale)  # a BYOL argument, which the trainer passes on
     state.wait_for_everyone()  # every process has checked the folder before the main one writes to it
     return TrainJob(args, options, spec, net, train_set, eval_sets, run_dir, state, threads)
+
+
+# What one kNN monitor pass costs per evaluation image, as a share of a training step's cost per image: 0.036
+# measured on a 2-core CPU (benchmarks/bench_knn_cost.py: resnet18, 64 px); 0.125 counts forward-equivalents
+# (a step: two views forward and backward, two target forwards, about 8); twice that, for margin.
+MONITOR_COST_RATIO = 0.25
+MONITOR_BUDGET = 0.02  # of the run
+
+
+def monitor_interval(eval_sets: EvaluationSets | None, batch_size: int) -> int:
+    """``knn_every`` of a --data run: 0 without evaluation images, else the steps after which a monitor pass over
+    them costs under MONITOR_BUDGET of the training (N images x ratio / (K steps x B images) < 2 %)."""
+    if eval_sets is None:
+        return 0
+    try:
+        images = len(eval_sets.whole)  # type: ignore[arg-type]
+    except TypeError:  # a stream: counted as a large set
+        images = 50_000
+    return max(1, math.ceil(images * MONITOR_COST_RATIO / (batch_size * MONITOR_BUDGET)))
 
 
 def _checked_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -124,8 +147,12 @@ def _checked_options(args: argparse.Namespace) -> dict[str, Any]:
     options = config_options(args)
     if options["num_workers"] is None and args.data is None:
         options["num_workers"] = 0  # the digits are held in memory
-    # Placeholders for the two options decided later from the run folder and the model.
-    TrainerConfig.from_kwargs(**{**options, "output_dir": "unused", "hidden_layer": 0})
+    for name, default in run_defaults(on_digits=args.data is None).items():
+        if options[name] is None:
+            options[name] = default
+    # Placeholders for the options decided later from the run folder, the model and the evaluation images.
+    TrainerConfig.from_kwargs(**{**options, "output_dir": "unused", "hidden_layer": 0,
+                                 "knn_every": options["knn_every"] or 0})
     check_trackers(options["log_with"])
     return options
 
