@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -597,3 +598,20 @@ def test_a_network_that_does_not_fit_names_keys_and_shapes(trained_run: tuple[Pa
     torch.save(same, copy / "net.pt")
     _assert_usage_error(main(["eval", "--checkpoint", str(copy), "--no-progress"]), capsys,
                         "fc.weight is (3, 512) in the file and (10, 512) in the model")
+
+
+def test_the_defaults_table_of_docs_cli_matches_the_code() -> None:
+    from byol_pytorch.cli.flags import run_defaults
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    rows = {flag: (demo, data) for flag, demo, data in
+            re.findall(r"^\| `--([a-z-]+)` \| ([^|]+?) \| ([^|]+?) \|$", text, flags=re.MULTILINE)}
+    demo, data = build_parser().parse_args(["train"]), build_parser().parse_args(["train", "--data", "x"])
+    for name in ("num_train_steps", "batch_size"):
+        flag = {"num_train_steps": "steps"}.get(name, name.replace("_", "-"))
+        assert rows[flag] == (str(getattr(demo, name)), str(getattr(data, name))), flag
+    for name, value in run_defaults(on_digits=True).items():
+        assert rows[name.replace("_", "-")][0] == str(value), name
+    for name, value in run_defaults(on_digits=False).items():
+        if value is not None:
+            assert rows[name.replace("_", "-")][1] == str(value), name

@@ -1,4 +1,5 @@
-"""Every ``python`` block of the README and of ``docs/*.md`` runs; every relative link names a file that exists.
+"""Every ``python`` block of the README and of ``docs/*.md`` runs, and every declared ``bash`` block; every relative
+link names a file that exists; no page repeats another's paragraph.
 
 A block runs as written unless the HTML comment on the line right before it
 declares otherwise (docs/development.md, "Code in the documentation"):
@@ -9,6 +10,11 @@ declares otherwise (docs/development.md, "Code in the documentation"):
 * ``<!-- test: continues -->`` (optionally ``continues; "old" -> "new"``):
   run after the page's previous ``python`` block, as one script;
 * ``<!-- test: skip (reason) -->``: leave the block out; the reason is required.
+
+A ``bash`` block runs only when declared (with its substitutions: a tiny
+``--steps``), as one ``bash -e`` script in an empty folder that links
+``examples/`` and holds a few photos; undeclared ones (installs, cluster
+scripts) are shown, not run.
 
 Each block runs as a script of its own in an empty folder (a new Accelerate
 state, one torch thread), then the state it leaves is checked: the network it
@@ -113,7 +119,7 @@ def page_blocks(page: Path) -> list[Block]:
         declaration = _DECLARATION.match(lines[index - 1]) if index else None
         if declaration:
             declared.add(index - 1)
-            if language != "python":
+            if language not in ("python", "bash"):
                 raise DeclarationError(f"{block.name}: a test declaration before a {language or 'plain'} block")
             substitutions, continues, skip = parse_declaration(declaration.group(1), block.name)
             block = Block(page, index + 1, language, source, substitutions, continues, skip)
@@ -172,6 +178,19 @@ ALL_PYTHON = _readable_blocks()
 RUN = [block for block in ALL_PYTHON if block.skip is None]
 
 
+def _declared_shell_blocks() -> list[Block]:
+    blocks = []
+    for page in PAGES:
+        try:
+            blocks += [b for b in page_blocks(page) if b.language == "bash" and b.substitutions and b.skip is None]
+        except DeclarationError:
+            pass
+    return blocks
+
+
+SHELL_RUN = _declared_shell_blocks()
+
+
 # --- the declarations -------------------------------------------------------------------------------------------
 
 def test_every_declaration_reads_and_fits_its_block() -> None:
@@ -192,7 +211,7 @@ def _page(tmp_path: Path, text: str) -> Path:
     ('<!-- test: "resnet50" -> "resnet18" -->\n```python\nnet = resnet34()\n```\n', "does not occur"),
     ('<!-- test: skip -->\n```python\nimport cuda\n```\n', "needs its reason"),
     ('<!-- test: skip () -->\n```python\nimport cuda\n```\n', "needs its reason"),
-    ('<!-- test: "256" -> "32" -->\n```bash\nbyol-pytorch train --image-size 256\n```\n', "before a bash block"),
+    ('<!-- test: "256" -> "32" -->\n```text\nbyol-pytorch train --image-size 256\n```\n', "before a text block"),
     ('<!-- test: "256" => "32" -->\n```python\nx = 256\n```\n', "expected"),
     ('<!-- test: "256" -> "32", -->\n```python\nx = 256\n```\n', "trailing"),
     ("<!-- test: -->\n```python\nx = 1\n```\n", "empty declaration"),
@@ -329,6 +348,30 @@ def test_the_evaluation_block_leaves_the_network_as_it_was(one_thread) -> None:
     assert namespace["bank_x"].shape == (len(namespace["bank"]), 512) and not namespace["bank_x"].requires_grad
 
 
+@pytest.mark.parametrize("block", SHELL_RUN, ids=lambda block: block.name)
+def test_shell_block_runs(block: Block, tmp_path: Path) -> None:
+    """A declared shell block, as a user types it in a fresh folder (the package installed, examples/ at hand)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    _photos(tmp_path / "photos")
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(["bash", "-e", "-c", _substituted(block)], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert result.returncode == 0, f"{block.name}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    for net in re.findall(r"done: the improved network is in (\S+)", result.stdout):
+        assert (tmp_path / net).is_file(), net
+
+
+def test_the_readme_sequences_are_declared_to_run() -> None:
+    readme = [block.source for block in SHELL_RUN if block.page.name == "README.md"]
+    assert any("accelerate launch examples/train_accelerate.py" in source for source in readme)
+    assert any("byol-pytorch train" in source for source in readme)
+
+
 # --- links ------------------------------------------------------------------------------------------------------
 
 def _prose(page: Path) -> str:
@@ -367,9 +410,39 @@ def test_relative_links_name_files_that_exist(page: Path) -> None:
             assert anchor in anchors(target), f"{page.relative_to(ROOT)}: {link} names no heading there"
 
 
-def test_the_readme_and_the_data_guide_give_the_same_sources_table() -> None:
-    def table(page: Path) -> str:
-        text = page.read_text(encoding="utf-8")
-        return re.search(r"^\| images in \|.*?(?=\n\n)", text, flags=re.DOTALL | re.MULTILINE).group(0)
+def _paragraphs(page: Path) -> list[str]:
+    """The passages of a page, whitespace normalised: its paragraphs and tables, and its code blocks whole."""
+    chunks = re.split(r"\n\s*\n", _prose(page)) + [block.source for block in page_blocks(page)]
+    return [" ".join(chunk.split()) for chunk in chunks if chunk.strip() and not chunk.lstrip().startswith("#")]
 
-    assert table(ROOT / "README.md") == table(ROOT / "docs" / "data.md")
+
+def repeated_paragraphs(pages: list[Path], words: int = 40) -> list[str]:
+    """Paragraphs of over ``words`` words found on two pages (or twice on one): link to them instead."""
+    seen: dict[str, Path] = {}
+    repeats = []
+    for page in pages:
+        for paragraph in _paragraphs(page):
+            if len(paragraph.split()) <= words:
+                continue
+            if paragraph in seen:
+                repeats.append(f"{page.relative_to(ROOT)} repeats {seen[paragraph].relative_to(ROOT)}: "
+                               f"{paragraph[:80]}...")
+            seen.setdefault(paragraph, page)
+    return repeats
+
+
+def test_no_page_repeats_another_pages_paragraph() -> None:
+    assert repeated_paragraphs(PAGES) == []
+
+
+def test_a_repeated_paragraph_is_found(tmp_path: Path) -> None:
+    text = " ".join(f"word{i}" for i in range(41))
+    (tmp_path / "a.md").write_text(f"# A\n\n{text}\n\nshort\n", encoding="utf-8")
+    (tmp_path / "b.md").write_text(f"short\n\n{text.replace(' ', chr(10), 3)}\n", encoding="utf-8")
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        found = repeated_paragraphs([tmp_path / "a.md", tmp_path / "b.md"])
+    finally:
+        ROOT = saved
+    assert found == [f"b.md repeats a.md: {text[:80]}..."]

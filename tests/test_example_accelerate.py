@@ -46,6 +46,27 @@ def test_with_python(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert not torch.equal(trained["conv1.weight"], untrained["conv1.weight"])
 
 
+@pytest.mark.usefixtures("fresh_accelerate_state")
+def test_a_second_launch_into_the_same_folder_continues_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from accelerate.state import AcceleratorState
+
+    spec = importlib.util.spec_from_file_location("train_accelerate", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    example.main(TINY)  # 2 steps into the default folder of one process
+    run = tmp_path / "runs" / "train_accelerate-1proc"
+    AcceleratorState._reset_state(reset_partial_state=True)
+    with pytest.warns(UserWarning, match="resuming step 2 with num_train_steps 3 instead of 2"):
+        example.main([*TINY[:1], "3", *TINY[2:]])  # the README's second command, here with one more step
+    output = capsys.readouterr().out
+    assert "resumed from runs/train_accelerate-1proc/checkpoint-00000002.pt at step 2" in output
+    assert output.count("done: the improved network is in runs/train_accelerate-1proc/net.pt") == 2
+    assert sorted(p.name for p in run.glob("checkpoint-*.pt"))[-1] == "checkpoint-00000003.pt"
+
+
 def test_with_accelerate_launch_on_two_processes(tmp_path: Path) -> None:
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}  # a core per process
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",

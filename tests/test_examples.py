@@ -109,3 +109,29 @@ def test_example_flags_are_documented(script: str, capsys: pytest.CaptureFixture
     usage = capsys.readouterr().out
     for flag in ("--steps", "--batch-size", "--image-size", "--out", "--model"):
         assert flag in usage, flag
+
+
+@pytest.mark.usefixtures("fresh_accelerate_state")
+def test_finetune_compares_the_pretrained_network_with_the_same_one_from_scratch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from byol_pytorch import DigitsDataset
+    from byol_pytorch.cli import main as cli
+
+    spec = importlib.util.spec_from_file_location("example_finetune", EXAMPLES / "finetune.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="run 'byol-pytorch train' first"):
+        example.main([])
+    threads = torch.get_num_threads()
+    assert cli(["train", "--steps", "2", "--batch-size", "8", "--projection-hidden-size", "32", "--knn-every", "0",
+                "--no-final-eval", "--no-progress", "--threads", "1", "--out", "runs/byol-tiny"]) == 0
+    torch.set_num_threads(threads)
+    picked = example.few_labels(DigitsDataset(16, split="train", return_labels=True), 2)
+    assert sorted(int(picked[i][1]) for i in range(len(picked))) == sorted(list(range(10)) * 2)
+    example.main(["--labels-per-class", "2", "--epochs", "1"])  # the newest runs/byol-*: the one just trained
+    out = capsys.readouterr().out
+    assert "runs/byol-tiny: fine-tuning on 20 labelled digits for 1 epochs, scored on 450 test digits" in out
+    scores = dict(re.findall(r"(BYOL-pretrained|from scratch)\s+test accuracy (\S+)", out))
+    assert set(scores) == {"BYOL-pretrained", "from scratch"}
+    assert all(0.0 <= float(value) <= 1.0 for value in scores.values())
