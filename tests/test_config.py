@@ -71,3 +71,27 @@ def test_checkpoint_every_takes_steps_or_a_duration(value: object, problem: str)
     with pytest.raises(OptionError, match=problem) as err:
         TrainerConfig.from_kwargs(checkpoint_every=value)
     assert err.value.option == "checkpoint_every"
+
+
+def test_the_defaults_table_of_docs_trainer_matches_the_config() -> None:
+    import re
+    from pathlib import Path
+
+    import torch
+
+    from byol_pytorch.optim import LARS, optimizer_class
+    from byol_pytorch.trainer import DEFAULT_LR
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "trainer.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| `([^`]*)` \| .+ \|$", text, flags=re.MULTILINE))
+    assert rows == {f.name: repr(f.default) for f in dataclasses.fields(TrainerConfig)}
+    optimisers = re.findall(r"^\| `'([a-z]+)'` \| `?([^|`]+?)`?(?: x global batch / 256)? \| `([^`]+)` \|$", text,
+                            flags=re.MULTILINE)
+    assert {name for name, _, _ in optimisers} == set(DEFAULT_LR) == set(TrainerConfig.__dataclass_fields__[
+        "optimizer"].metadata["choices"])
+    for name, lr, decay in optimisers:
+        assert float(lr) == DEFAULT_LR[name], name
+        cls = optimizer_class(name)
+        default_decay = inspect.signature(cls).parameters["weight_decay"].default
+        assert float(decay) == float(default_decay), name
+    assert optimizer_class("lars") is LARS and optimizer_class("adamw") is torch.optim.AdamW
