@@ -248,6 +248,15 @@ def _photos(folder: Path, count: int = 8) -> None:
         Image.new("RGB", (48 + i, 36), (30 * i, 100, 200)).save(folder / f"{i}.jpg")
 
 
+def _tiny_run(run: Path) -> None:
+    from byol_pytorch.cli import main
+
+    code = main(["train", "--data", "photos", "--steps", "1", "--batch-size", "4", "--image-size", "16",
+                 "--projection-hidden-size", "16", "--num-workers", "0", "--no-final-eval", "--no-progress",
+                 "--threads", "1", "--out", str(run)])
+    assert code == 0 and (run / "net.pt").is_file()
+
+
 def _saved_network(path: Path) -> dict[str, torch.Tensor]:
     state = torch.load(path, weights_only=True)
     assert state and all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()), path
@@ -308,6 +317,9 @@ def test_block_runs(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     code = script(block)
     # Each block is a script of its own: a new process, so a new Accelerator state.
     AcceleratorState._reset_state(reset_partial_state=True)
+    if "'runs/mine'" in code:  # the run folder the after-training blocks load: one tiny run on the photos
+        _tiny_run(tmp_path / "runs" / "mine")
+        AcceleratorState._reset_state(reset_partial_state=True)
     namespace: dict = {"__name__": "__main__"}
     try:
         exec(compile(code, str(block.page), "exec"), namespace)  # noqa: S102 - our own docs

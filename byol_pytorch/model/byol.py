@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import functools
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -287,11 +286,7 @@ class BYOL(nn.Module):
         # device sync at every update.
         self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
         self._ema_step = 0
-        # Public from torch 2.5; before, the same hook (same arguments) went through the private method.
-        pre_hook = getattr(self, "register_load_state_dict_pre_hook", None)
-        if pre_hook is None:
-            pre_hook = functools.partial(self._register_load_state_dict_pre_hook, with_module=True)
-        pre_hook(_upgrade_extra_state)
+        self.register_load_state_dict_pre_hook(_upgrade_extra_state)
         self.register_load_state_dict_post_hook(_read_ema_step)
 
     def _set_augmentations(
