@@ -57,11 +57,13 @@ setup(
     packages=find_packages(include=["byol_pytorch", "byol_pytorch.*"]),
     package_data={"byol_pytorch": ["py.typed"]},
     python_requires=">=3.10",
+    # The oldest versions that work, as .ci/minimum-versions.txt pins them (and says what sets each);
+    # .ci/run tests them.
     install_requires=[
-        "torch>=2.1",
-        "torchvision>=0.16",
-        "kornia>=0.7",
-        "accelerate>=0.26",
+        "torch>=2.6",
+        "torchvision>=0.21",
+        "kornia>=0.7.4",
+        "accelerate>=1.1",
         # net.safetensors next to net.pt (accelerate needs it too).
         "safetensors>=0.4",
         # The built-in demo dataset (real handwritten digits shipped inside the package).
@@ -72,7 +74,18 @@ setup(
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["byol-pytorch=byol_pytorch.cli:main"]},
     classifiers=[
+        "Development Status :: 5 - Production/Stable",
+        "Intended Audience :: Science/Research",
+        "Intended Audience :: Developers",
+        "License :: OSI Approved :: MIT License",
+        "Operating System :: POSIX :: Linux",
         "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Typing :: Typed",
     ],
 )

@@ -56,7 +56,8 @@ def capture_rng_state() -> dict[str, Any]:
     numpy_state = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]],
+        # The uint32 keys as int64: torch.save pickles no uint32 tensor before torch 2.6.
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -69,7 +70,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     python = state["python"]
     random.setstate((python[0], tuple(python[1]), python[2]))
     kind, keys, *rest = state["numpy"]
-    np.random.set_state((kind, keys.numpy(), *rest))
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -107,3 +107,21 @@ def test_the_long_description_links_are_absolute() -> None:
         t for t in targets if not re.match(r"https?://|#", t)]
     version = namespace["VERSION"]
     assert f"/raw/v{version}/diagram.png" in text and version == "1.0.0"
+
+
+def test_the_declared_minimums_are_the_ones_ci_tests() -> None:
+    """setup.py's lower bounds of torch, torchvision, accelerate and kornia are the versions .ci/run pins."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    declared = dict(re.findall(r'"(torch|torchvision|accelerate|kornia)>=([0-9.]+)"',
+                               (root / "setup.py").read_text(encoding="utf-8")))
+    pinned = dict(re.findall(r"^(torch|torchvision|accelerate|kornia)==([0-9.]+)$",
+                             (root / ".ci" / "minimum-versions.txt").read_text(encoding="utf-8"), flags=re.MULTILINE))
+    assert set(declared) == set(pinned) == {"torch", "torchvision", "accelerate", "kornia"}
+    for name, version in declared.items():
+        assert pinned[name].split(".")[:len(version.split("."))] == version.split(".") or \
+            pinned[name] == version, (name, version, pinned[name])
+        assert all(part == "0" for part in pinned[name].split(".")[len(version.split(".")):]), (name, pinned[name])
+    assert "minimum-versions.txt" in (root / ".ci" / "run").read_text(encoding="utf-8")
