@@ -1,4 +1,4 @@
-"""Loader-side crops (byol_pytorch/data/crops.py): the paper's crops from the whole photo, as uint8."""
+"""Loader-side crops (byol_pytorch/data/views/crops.py): the paper's crops from the whole photo, as uint8."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader
 
 from byol_pytorch import BYOL, CropSpec, ImageFolderDataset, LoaderCrops
 from byol_pytorch.data import CroppedViews, collate_views
-from byol_pytorch.data.crops import sample_crop
-from byol_pytorch.data.decode import draft_for
+from byol_pytorch.data.views.crops import sample_crop
+from byol_pytorch.data.formats.decode import draft_for
 
 GREEN, RED = (0, 255, 0), (255, 0, 0)
 

@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _skip_lines(caplog: pytest.LogCaptureFixture, name: str = "") -> list[str]:
     """The reports of unreadable files (about ``name``) that this process logged."""
     return [r.getMessage() for r in caplog.records
-            if r.name == "byol_pytorch.data.folder" and name in r.getMessage()]
+            if r.name == "byol_pytorch.data" and name in r.getMessage()]
 
 
 # --------------------------------------------------------------------------- #

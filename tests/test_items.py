@@ -1,4 +1,4 @@
-"""Dict items (byol_pytorch/data/items.py): where the image is, and items refused before training."""
+"""Dict items (byol_pytorch/data/formats/items.py): where the image is, and items refused before training."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PIL import Image
 from torch.utils.data import IterableDataset
 
 from byol_pytorch.data import collate_images, to_image_tensor
-from byol_pytorch.data.items import check_first_item, image_of, label_of
+from byol_pytorch.data.formats.items import check_first_item, image_of, label_of
 from byol_pytorch.errors import NoImageInItemError
 
 from .photo_sources import hf_dataset, jpeg_bytes, photo

@@ -1,4 +1,4 @@
-"""Tar shards (byol_pytorch/data/shards.py) and photos of any size (byol_pytorch/data/photos.py)."""
+"""Tar shards (byol_pytorch/data/streams/shards.py) and photos of any size (byol_pytorch/data/formats/photo.py, datasets/photos.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from byol_pytorch.data import LoaderCrops
-from byol_pytorch.data.crops import CroppedViews
-from byol_pytorch.data.photos import PhotoDataset, PhotoTransform
-from byol_pytorch.data.shards import ShardIndex, expand_shards, looks_like_shards, shard_samples
+from byol_pytorch.data import CroppedViews
+from byol_pytorch.data import PhotoDataset, PhotoTransform
+from byol_pytorch.data.streams.shards import ShardIndex, expand_shards, looks_like_shards, shard_samples
 from byol_pytorch.model.augment import CropSpec
 
 from .photo_sources import hf_dataset, jpeg_bytes, label, photo, write_shards
@@ -37,7 +37,7 @@ def test_the_index_reads_every_sample_by_index(tmp_path: Path, caplog: pytest.Lo
     assert len(index) == 6 and index.has_labels()
     assert index[1]["image"] == jpeg_bytes(photo(1)) and index[5]["label"] == str(label(5)).encode()
     images = PhotoDataset(index, PhotoTransform(16, label_key="label"), on_unreadable="return_none", names=index.keys)
-    with caplog.at_level(logging.WARNING, logger="byol_pytorch.data.photos"):
+    with caplog.at_level(logging.WARNING, logger="byol_pytorch.data"):
         items = [images[i] for i in range(6)] + [images[4]]
     assert items[4] is None and items[6] is None and images.skipped_indices == {4}
     assert [item[1] for item in items if item is not None] == [label(i) for i in (0, 1, 2, 3, 5)]
@@ -70,7 +70,7 @@ def test_bad_arguments_are_named() -> None:
 
 
 def test_jpeg_bytes_travel_undecoded_for_the_device(tmp_path: Path) -> None:
-    from byol_pytorch.data.crops import EncodedViews
+    from byol_pytorch.data.views.crops import EncodedViews
 
     crops = LoaderCrops(CropSpec(size=(16, 16), scale=(0.5, 1.0), ratio=(0.75, 4 / 3), flip_p=0.5), encoded_jpegs=True)
     item = PhotoTransform(16, views=crops)({"image": {"bytes": jpeg_bytes(photo(0)), "path": None}}, index=0)

@@ -1,4 +1,4 @@
-"""What --data names (byol_pytorch/data/sources.py and the CLI): tar shards, save_to_disk folders, Parquet."""
+"""What --data names (byol_pytorch/cli/sources.py and the CLI): tar shards, save_to_disk folders, Parquet."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from byol_pytorch.cli import main
-from byol_pytorch.data.sources import SourceError, indexed_images, source_kind
+from byol_pytorch.cli.sources import SourceError, indexed_images, source_kind
 
 from .photo_sources import hf_dataset, label, write_parquet, write_shards
 from .test_cli import _assert_usage_error, _Capture, _reset_accelerate, tiny

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import atomic_save, atomic_write
-from ..data.sources import item_names, unreadable_items
+from .sources import item_names, unreadable_items
 from ..devices import set_cpu_threads
 from ..export import save_safetensors
 from .common import PROG, CLIError, pick_device

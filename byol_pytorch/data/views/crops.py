@@ -13,15 +13,16 @@ worker, in any process start method, and after a resume from a checkpoint.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..model.augment import CropSpec
-from .decode import draft_for, load_upright_rgb8, pil_to_uint8, upright_size
+from ...sizes import CropSpec
+from ..formats.decode import draft_for, load_upright_rgb8, pil_to_uint8, upright_size
 
 # Attempts at a crop inside the image before falling back to the largest centred one.
 _ATTEMPTS = 10
@@ -118,7 +119,7 @@ class LoaderCrops:
             a generator seeded with ``(seed, epoch, index)``.
         encoded_jpegs: hand on RGB and grayscale JPEGs undecoded, with their
             boxes (:class:`EncodedViews`), for
-            :func:`~byol_pytorch.data.gpu_decode.decode_views` to decode in
+            :func:`~byol_pytorch.data.views.gpu_decode.decode_views` to decode in
             batches on the device; other files are cropped here as usual.
     """
 
@@ -152,8 +153,7 @@ class LoaderCrops:
         region = (box.left * scale_x, box.top * scale_y, min((box.left + box.width) * scale_x, image.width),
                   min((box.top + box.height) * scale_y, image.height))
         # reducing_gap: shrink by a whole factor with a box filter first when the crop is 1.5x the
-        # output or more; on 224-px views of 1024x768 photos that halves the time and moves pixels
-        # by under one grey level on average (0.3/255 measured).
+        # output or more (faster, the pixels barely move: docs/performance.md).
         crop = image.resize((out_w, out_h), Image.Resampling.BICUBIC, box=region, reducing_gap=REDUCING_GAP)
         if box.flip:
             crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -189,6 +189,31 @@ class LoaderCrops:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(spec={self.spec!r}, seed={self.seed}, encoded_jpegs={self.encoded_jpegs})"
+
+
+Cropper = TypeVar("Cropper", bound="CropsInLoader")
+
+
+class CropsInLoader(ABC):
+    """What can hand its items on as both views, cropped in the loader by a :class:`LoaderCrops`.
+
+    :class:`~byol_pytorch.data.ImageFolderDataset`, :class:`~byol_pytorch.data.PhotoDataset`,
+    :class:`~byol_pytorch.data.PhotoTransform` and :class:`~byol_pytorch.data.TrainingStream`
+    are; the training pipeline asks this and nothing else.
+    """
+
+    @property
+    @abstractmethod
+    def views(self) -> LoaderCrops | None:
+        """The crops drawn for each item, or ``None``: items are whole images."""
+
+    @abstractmethod
+    def with_views(self: Cropper, views: LoaderCrops) -> Cropper:
+        """A copy whose items are the two views, cropped by ``views``."""
+
+    def takes_views(self) -> bool:
+        """Whether :meth:`with_views` can be given crops now (no crops drawn yet)."""
+        return self.views is None
 
 
 def collate_views(items: Sequence[CroppedViews | tuple[CroppedViews, int]]) -> CroppedViews:
