@@ -77,9 +77,11 @@ def test_check_first_item_refuses_what_holds_no_image(dataset: object, message: 
         check_first_item(dataset)  # type: ignore[arg-type]
 
 
-def test_check_first_item_accepts_every_image_kind() -> None:
-    for item in (torch.rand(3, 4, 4), np.zeros((4, 4, 3), np.uint8), photo(1), (photo(2), 1), {"image": photo(3)}):
-        assert check_first_item([item]) is not None
+def test_check_first_item_returns_the_image_of_every_image_kind() -> None:
+    images = (torch.rand(3, 4, 4), np.zeros((4, 4, 3), np.uint8), photo(1), photo(2), photo(3))
+    items = (images[0], images[1], images[2], (images[3], 1), {"image": images[4]})
+    for item, image in zip(items, images):
+        assert check_first_item([item]) is image
 
 
 def test_webdataset_samples_find_their_image_among_other_bytes() -> None:

@@ -12,8 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from byol_pytorch.data import collate_images
-from byol_pytorch.data import PhotoTransform
+from byol_pytorch.data import PhotoTransform, collate_images
 from byol_pytorch.data.streams import StreamItem, TrainingStream, collate_stream, stream_state
 
 from .photo_sources import hf_dataset, sample_key, write_shards

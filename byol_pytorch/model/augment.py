@@ -17,7 +17,7 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
-from ..sizes import CropSpec, as_size, default_crop_scale
+from ..sizes import CropSpec, as_size, default_crop_scale  # noqa: F401 - default_crop_scale: re-exported
 from .photometric import BLUR_SIGMA, PhotometricAugmentation
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

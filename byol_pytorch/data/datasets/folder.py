@@ -18,6 +18,7 @@ from ..formats.tensors import IMAGE_EXTENSIONS
 from ..views.crops import CroppedViews, LoaderCrops
 from .base import DecodedDataset, OnUnreadable, UnreadableReports
 
+
 def _normalise_extensions(extensions: Iterable[str] | str) -> tuple[str, ...]:
     if isinstance(extensions, str):
         extensions = (extensions,)
