@@ -1,4 +1,4 @@
-"""Batched device decoding of JPEGs (byol_pytorch.data.views.gpu_decode.py); on CPU here, on CUDA where there is one."""
+"""Batched device decoding of JPEGs (byol_pytorch/data/views/gpu_decode.py); on CPU here, on CUDA where there is one."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def _smooth_photos(folder: Path, count: int = 4) -> Path:
 def test_device_decoding_gives_the_workers_views(tmp_path: Path, device: str) -> None:
     folder = _smooth_photos(tmp_path / "photos")
     spec = CropSpec.paper(16)
-    on_cpu = ImageFolderDataset(folder, 16, views=LoaderCrops(spec, seed=3))
-    encoded = ImageFolderDataset(folder, 16, views=LoaderCrops(spec, seed=3, encoded_jpegs=True))
+    on_cpu = ImageFolderDataset(folder, 16, crops=LoaderCrops(spec, seed=3))
+    encoded = ImageFolderDataset(folder, 16, crops=LoaderCrops(spec, seed=3, encoded_jpegs=True))
     items = [encoded[i] for i in range(4)]
     assert [type(item) for item in items] == [EncodedViews] * 3 + [CroppedViews]
     views = decode_views(collate_encoded(items), (16, 16), device)
@@ -48,7 +48,7 @@ def test_device_decoding_gives_the_workers_views(tmp_path: Path, device: str) ->
 def test_a_file_that_fails_to_decode_takes_another_images_views(tmp_path: Path,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     folder = _smooth_photos(tmp_path / "photos")
-    encoded = ImageFolderDataset(folder, 16, views=LoaderCrops(CropSpec.paper(16), encoded_jpegs=True))
+    encoded = ImageFolderDataset(folder, 16, crops=LoaderCrops(CropSpec.paper(16), encoded_jpegs=True))
     items = [encoded[i] for i in range(3)]
     intact = decode_views(collate_encoded(items), (16, 16), "cpu")
     items[1] = EncodedViews(items[1].data[:200], items[1].boxes)  # truncated after the header

@@ -31,13 +31,13 @@ def test_photos_of_any_size_become_one_size_or_two_views() -> None:
     images = PhotoDataset(rows, PhotoTransform(24))
     assert {tuple(images[i].shape) for i in range(4)} == {(3, 24, 24)}  # from 48x36 and 36x48
     crops = LoaderCrops(CropSpec(size=(24, 24), scale=(0.5, 1.0), ratio=(0.75, 4 / 3), flip_p=0.5), seed=5)
-    views = images.with_views(crops)
+    views = images.with_crops(crops)
     first, again = views[1], views[1]
     assert isinstance(first, CroppedViews) and first.view_1.dtype == torch.uint8
     assert torch.equal(first.view_1, again.view_1)  # drawn from (seed, epoch, index)
     views.set_epoch(1)
     assert not torch.equal(views[1].view_1, first.view_1)
-    assert images.views is None and views.views is crops
+    assert images.crops is None and views.crops is crops
 
 
 def test_bad_arguments_are_named() -> None:
@@ -47,8 +47,10 @@ def test_bad_arguments_are_named() -> None:
         PhotoDataset([1, 2], PhotoTransform(8), names=["a"])
     with pytest.raises(ValueError, match=r"resize_ratio must be at least 1 .*got 0\.5"):
         PhotoTransform(8, resize_ratio=0.5)
-    with pytest.raises(ValueError, match=r"views crop to \(16, 16\) but image_size is \(8, 8\)"):
-        PhotoTransform(8, views=LoaderCrops(SPEC))
+    with pytest.raises(ValueError, match=r"the crops are \(16, 16\) but image_size is \(8, 8\)"):
+        PhotoTransform(8, crops=LoaderCrops(SPEC))
+    with pytest.raises(TypeError, match="crops must be a LoaderCrops or None, got CropSpec"):
+        PhotoTransform(16, crops=SPEC)  # type: ignore[arg-type]
 
 
 def test_a_path_and_its_bytes_give_the_same_image(tmp_path: Path) -> None:
@@ -82,13 +84,24 @@ def test_what_can_crop_views_in_the_loader_says_so(tmp_path: Path) -> None:
     folder, rows = ImageFolderDataset(tmp_path, 16), PhotoDataset(hf_dataset(2), PhotoTransform(16))
     stream, plain = TrainingStream([photo(0)], transform=PhotoTransform(16)), TrainingStream([photo(0)])
     for data in (folder, rows, stream, PhotoTransform(16)):
-        assert isinstance(data, CropsInLoader) and data.takes_views() and data.views is None
-        cropped = data.with_views(crops)
-        assert cropped.views is crops and not cropped.takes_views() and data.views is None
-    assert isinstance(folder.with_views(crops)[0], CroppedViews)
-    assert not plain.takes_views() and plain.views is None
-    with pytest.raises(TypeError, match="loader crops need a transform with with_views"):
-        plain.with_views(crops)
+        assert isinstance(data, CropsInLoader) and data.takes_crops() and data.crops is None
+        cropped = data.with_crops(crops)
+        assert cropped.crops is crops and not cropped.takes_crops() and data.crops is None
+    assert isinstance(folder.with_crops(crops)[0], CroppedViews)
+    assert not plain.takes_crops() and plain.crops is None
+    with pytest.raises(TypeError, match="loader crops need a transform that draws them"):
+        plain.with_crops(crops)
+
+
+def test_the_crops_keep_their_byol_pytorch_1_0_name_views(tmp_path: Path) -> None:
+    photo(0).save(tmp_path / "a.png")
+    crops = LoaderCrops(SPEC, seed=1)
+    old, new = ImageFolderDataset(tmp_path, 16, views=crops), ImageFolderDataset(tmp_path, 16, crops=crops)
+    assert old.views is old.crops is crops and torch.equal(old[0].view_1, new[0].view_1)
+    assert PhotoTransform(16, views=crops).crops is crops
+    assert ImageFolderDataset(tmp_path, 16).with_views(crops).crops is crops
+    with pytest.raises(TypeError, match="pass the loader crops once"):
+        PhotoTransform(16, crops=crops, views=crops)
 
 
 def test_jpeg_bytes_travel_undecoded_for_the_device(tmp_path: Path) -> None:

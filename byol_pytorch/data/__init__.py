@@ -10,7 +10,7 @@ module provides
 * :class:`MockDataset`, deterministic random images for tests and smoke runs;
 * :class:`ImageFolderDataset`, every image under a folder, robust to corrupt
   files so that one bad JPEG never ends a long run: centre-cropped by the
-  standard evaluation transform, or (``views=LoaderCrops(...)``) as the two
+  standard evaluation transform, or (``crops=LoaderCrops(...)``) as the two
   training views' crops, drawn from the whole photo in the loader as uint8
   (:func:`collate_views` batches them);
 * :class:`DigitsDataset`, scikit-learn's bundled 8x8 handwritten digits, a real

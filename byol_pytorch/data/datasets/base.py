@@ -85,7 +85,7 @@ class DecodedDataset(Dataset, CropsInLoader):
     called in messages (:meth:`name`).
 
     Args:
-        transform: what each raw value becomes (size, views, labels).
+        transform: what each raw value becomes (size, crops, labels).
         length: the number of items.
         on_unreadable: ``"next"`` returns the next readable item instead
             (``index + 1``, wrapping around), so training batches stay full;
@@ -127,9 +127,9 @@ class DecodedDataset(Dataset, CropsInLoader):
         return len(self._unreadable)
 
     @property
-    def views(self) -> LoaderCrops | None:
+    def crops(self) -> LoaderCrops | None:
         """The loader crops drawn for training, or ``None`` (the evaluation crop)."""
-        return self.transform.views
+        return self.transform.crops
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -141,10 +141,10 @@ class DecodedDataset(Dataset, CropsInLoader):
         """The evaluation crop's resize, relative to ``image_size``."""
         return self.transform.resize_ratio
 
-    def with_views(self, views: LoaderCrops) -> Any:
-        """A copy that yields the two training views' crops; it shares the items and the unreadable marks."""
+    def with_crops(self, crops: LoaderCrops) -> Any:
+        """A copy that yields the two training views; it shares the items and the unreadable marks."""
         twin = copy.copy(self)
-        twin.transform = self.transform.with_views(views)
+        twin.transform = self.transform.with_crops(crops)
         twin._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
         self._reports.join(twin)
         return twin
@@ -183,7 +183,7 @@ class DecodedDataset(Dataset, CropsInLoader):
         first = self._unreadable[position].item() == 0
         self._unreadable[position] = 1
         # A dataset sharing the reports (the CLI's evaluation copy) may have reported it already;
-        # a twin of with_views shares this mask and does not count as another.
+        # a twin of with_crops shares this mask and does not count as another.
         if first and self._reports.first(self, self.name(position)):
             log_skipped(self.name(position), reason)
 

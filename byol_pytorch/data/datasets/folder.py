@@ -15,7 +15,7 @@ from ...sizes import ImageSize
 from ..formats.center_crop import EVAL_RESIZE
 from ..formats.photo import PhotoTransform
 from ..formats.tensors import IMAGE_EXTENSIONS
-from ..views.crops import CroppedViews, LoaderCrops
+from ..views.crops import CroppedViews, LoaderCrops, crops_argument
 from .base import DecodedDataset, OnUnreadable, UnreadableReports
 
 
@@ -40,11 +40,11 @@ class ImageFolderDataset(DecodedDataset):
 
     Two kinds of items:
 
-    * without ``views`` (evaluation, embedding, the kNN monitor): the standard
+    * without ``crops`` (evaluation, embedding, the kNN monitor): the standard
       evaluation transform, deterministic. The shorter side is resized to
       ``image_size x 256/224`` (bilinear, antialiased) and the centre
       ``image_size`` square is cut out, as a float32 ``(3, h, w)`` in [0, 1];
-    * with ``views=LoaderCrops(...)`` (training): the two views' random
+    * with ``crops=LoaderCrops(...)`` (training): the two views' random
       resized crops and flips, drawn from the whole decoded image, as a
       :class:`~byol_pytorch.data.CroppedViews` pair of uint8 ``(3, h, w)``.
       The draws depend on ``(seed, epoch, index)``; :meth:`set_epoch` sets the
@@ -74,13 +74,14 @@ class ImageFolderDataset(DecodedDataset):
             :func:`~byol_pytorch.evaluate.extract_features` leaves out with its
             label, so that evaluation reads every file at most once and a bank
             and a query set split by index never share an image.
-        views: draws training views in the loader instead of the evaluation
-            transform (:meth:`with_views` gives such a copy of a dataset).
+        crops: draws the training views in the loader instead of the
+            evaluation transform (:meth:`with_crops` gives such a copy of a dataset).
         resize_ratio: the evaluation transform's resize, relative to
             ``image_size`` (256/224).
         reports: shared with other datasets over the same files, so that an
             unreadable file is reported once among them (default: this
             dataset's own).
+        views: ``crops`` under its byol-pytorch 1.0 name.
 
     Attributes:
         files: sorted paths of the image files found.
@@ -104,12 +105,15 @@ class ImageFolderDataset(DecodedDataset):
         extensions: Iterable[str] | str = IMAGE_EXTENSIONS,
         return_labels: bool = False,
         on_unreadable: OnUnreadable = "next",
-        views: LoaderCrops | None = None,
+        crops: LoaderCrops | None = None,
         resize_ratio: float = EVAL_RESIZE,
         reports: UnreadableReports | None = None,
+        *,
+        views: LoaderCrops | None = None,
     ) -> None:
         self.root = Path(root)
-        transform = PhotoTransform(image_size, image_key=None, views=views, resize_ratio=resize_ratio)
+        transform = PhotoTransform(image_size, image_key=None, crops=crops_argument(crops, views),
+                                   resize_ratio=resize_ratio)
         self.extensions = _normalise_extensions(extensions)
         self.return_labels = bool(return_labels)
         if not self.root.exists():
@@ -187,7 +191,7 @@ class ImageFolderDataset(DecodedDataset):
 
         Returns:
             A float32 RGB tensor of shape ``(3, h, w)`` in ``[0, 1]`` (with
-            ``views``: a ``CroppedViews`` pair of uint8 ``(3, h, w)``), or
+            ``crops``: a ``CroppedViews`` pair of uint8 ``(3, h, w)``), or
             ``(image, class_index)`` when ``return_labels`` is true; the class
             is that of the file actually returned. ``None`` for an unreadable
             file with ``on_unreadable="return_none"``.
@@ -205,5 +209,5 @@ class ImageFolderDataset(DecodedDataset):
         return (
             f"{type(self).__name__}(root={str(self.root)!r}, image_size={self.image_size}, "
             f"files={len(self.files)}, classes={len(self.classes)}, "
-            f"return_labels={self.return_labels}, on_unreadable={self.on_unreadable!r}, views={self.views!r})"
+            f"return_labels={self.return_labels}, on_unreadable={self.on_unreadable!r}, crops={self.crops!r})"
         )

@@ -22,7 +22,7 @@ class PhotoDataset(DecodedDataset):
 
     Args:
         source: anything with ``len()`` and integer indexing whose items hold a photo.
-        transform: what each item becomes (its size, key, label, views).
+        transform: what each item becomes (its size, key, label, crops).
         on_unreadable: ``"next"`` or ``"return_none"``.
         names: a name per item for messages and listings (default: ``"item N"``).
         labels: every item's label, if known without decoding (evaluation splits read it).

@@ -4,7 +4,7 @@ A folder's file, a Hugging Face row, a WebDataset sample or a Parquet row
 holds a photo (a path, a PIL image, the encoded file's bytes) of its own size.
 :class:`PhotoTransform` is the one place such an item becomes what a batch
 needs: the standard evaluation crop at ``image_size`` (float32 in [0, 1]), or
-with ``views`` the two training views' crops drawn from the whole photo
+with ``crops`` the two training views' crops drawn from the whole photo
 (uint8 :class:`~byol_pytorch.data.CroppedViews`). A photo that does not
 decode raises :class:`~byol_pytorch.data.UnreadableImageError`; the datasets
 and streams that use the transform skip it.
@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from ...sizes import ImageSize, as_size
-from ..views.crops import CroppedViews, CropsInLoader, EncodedViews, LoaderCrops
+from ..views.crops import CroppedViews, CropsInLoader, EncodedViews, LoaderCrops, crops_argument
 from .center_crop import EVAL_RESIZE, resize_and_center_crop
 from .decode import encoded_bytes, load_upright_rgb8, open_image, pil_to_uint8, unreadable
 from .items import IMAGE_KEY, image_of, label_of
@@ -36,49 +36,50 @@ class PhotoTransform(CropsInLoader):
             ``None`` for items that are the image (or its path) itself.
         label_key: with a key (or ``"pair"`` for ``(image, label)`` items), the
             transform returns ``(image, label)``.
-        views: crop both training views from the whole photo in the loader
+        crops: crop both training views from the whole photo in the loader
             (uint8 ``CroppedViews``) instead of the evaluation crop.
         resize_ratio: the evaluation crop's resize, relative to ``image_size`` (at least 1).
+        views: ``crops`` under its byol-pytorch 1.0 name.
 
     Raises:
-        TypeError: ``views`` is not a :class:`~byol_pytorch.data.LoaderCrops`.
-        ValueError: ``views`` crops to another size, or ``resize_ratio`` is below 1.
+        TypeError: ``crops`` is not a :class:`~byol_pytorch.data.LoaderCrops`.
+        ValueError: ``crops`` of another size, or ``resize_ratio`` below 1.
     """
 
     def __init__(self, image_size: ImageSize, image_key: str | None = IMAGE_KEY, label_key: str | None = None,
-                 views: LoaderCrops | None = None, resize_ratio: float = EVAL_RESIZE) -> None:
-        if views is not None and not isinstance(views, LoaderCrops):
-            raise TypeError(f"views must be a LoaderCrops or None, got {type(views).__name__}")
+                 crops: LoaderCrops | None = None, resize_ratio: float = EVAL_RESIZE, *,
+                 views: LoaderCrops | None = None) -> None:
+        crops = crops_argument(crops, views)
         self.image_size = as_size(image_size, minimum=1)
-        if views is not None and views.spec.size != self.image_size:
-            raise ValueError(f"views crop to {views.spec.size} but image_size is {self.image_size}; use one size")
+        if crops is not None and crops.spec.size != self.image_size:
+            raise ValueError(f"the crops are {crops.spec.size} but image_size is {self.image_size}; use one size")
         if not resize_ratio >= 1.0:
             raise ValueError(f"resize_ratio must be at least 1 (the crop lies inside the resized image), "
                              f"got {resize_ratio!r}")
-        self.image_key, self.label_key, self._views = image_key, label_key, views
+        self.image_key, self.label_key, self._crops = image_key, label_key, crops
         self.resize_ratio = float(resize_ratio)
 
     @property
-    def views(self) -> LoaderCrops | None:
+    def crops(self) -> LoaderCrops | None:
         """The loader crops drawn, or ``None`` (the evaluation crop)."""
-        return self._views
+        return self._crops
 
-    def with_views(self, views: LoaderCrops | None) -> PhotoTransform:
-        """A copy that draws training views (or, with ``None``, the evaluation crop)."""
-        return PhotoTransform(self.image_size, self.image_key, self.label_key, views, self.resize_ratio)
+    def with_crops(self, crops: LoaderCrops | None) -> PhotoTransform:
+        """A copy that draws the training views (or, with ``None``, the evaluation crop)."""
+        return PhotoTransform(self.image_size, self.image_key, self.label_key, crops, self.resize_ratio)
 
     def __call__(self, item: Any, index: int = 0, epoch: int = 0) -> Any:
         """The image (or views) of ``item``, with its label when ``label_key`` is set.
 
         Args:
             item: a dataset item holding a photo.
-            index: the item's index; with ``views``, the crops are drawn from
+            index: the item's index; with ``crops``, they are drawn from
                 ``(seed, epoch, index)``.
             epoch: the epoch (a stream's pass).
 
         Returns:
             float32 ``(3, h, w)`` in [0, 1], or ``CroppedViews`` of uint8
-            ``(3, h, w)`` with ``views``; ``(that, label)`` with a ``label_key``.
+            ``(3, h, w)`` with ``crops``; ``(that, label)`` with a ``label_key``.
 
         Raises:
             UnreadableImageError: the photo does not decode.
@@ -101,8 +102,8 @@ class PhotoTransform(CropsInLoader):
                 if not isinstance(photo, Image.Image):
                     # Tensors and arrays are already decoded: convert, then crop or resize as a picture would be.
                     photo = _tensor_to_pil(to_image_tensor(photo))
-                if self._views is not None:
-                    return self._views(photo, index, epoch, encoded=encoded_bytes(value))
+                if self._crops is not None:
+                    return self._crops(photo, index, epoch, encoded=encoded_bytes(value))
                 # Ask a JPEG decoder for no more than the resized size needs (a no-op for other formats); square,
                 # so it still holds if the EXIF rotation swaps the sides.
                 side = math.ceil(max(self.image_size) * self.resize_ratio)
@@ -116,7 +117,7 @@ class PhotoTransform(CropsInLoader):
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(image_size={self.image_size}, image_key={self.image_key!r}, "
-                f"label_key={self.label_key!r}, views={self._views!r})")
+                f"label_key={self.label_key!r}, crops={self._crops!r})")
 
 
 def _tensor_to_pil(image: torch.Tensor) -> Image.Image:

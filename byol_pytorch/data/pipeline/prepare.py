@@ -39,9 +39,9 @@ def takes_loader_crops(dataset: Any) -> bool:
     """Whether the loader can crop ``dataset``'s views from whole photos (a dataset :func:`prepare_dataset` made).
 
     Folders and :class:`PhotoDataset` s can, as can a :class:`TrainingStream`
-    whose transform is a :class:`PhotoTransform`; all of them without views yet.
+    whose transform is a :class:`PhotoTransform`; all of them without crops yet.
     """
-    return isinstance(dataset, CropsInLoader) and dataset.takes_views()
+    return isinstance(dataset, CropsInLoader) and dataset.takes_crops()
 
 
 def prepare_dataset(dataset: Any, *, image_size: ImageSize | None, image_key: str | None, rank: int,

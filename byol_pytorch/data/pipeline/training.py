@@ -93,7 +93,7 @@ class _EpochItems(Dataset):
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
-        self.by_epoch = isinstance(dataset, DecodedDataset) and dataset.views is not None
+        self.by_epoch = isinstance(dataset, DecodedDataset) and dataset.crops is not None
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
         epoch, index = key
@@ -167,7 +167,7 @@ class TrainingData:
         if crops is not None and not takes_loader_crops(prepared):
             crops = None  # tensors and arrays are sent whole; the learner crops them on the device
         if crops is not None:
-            prepared = prepared.with_views(crops)  # type: ignore[union-attr]
+            prepared = prepared.with_crops(crops)  # type: ignore[union-attr]
             self.stream = prepared if self.stream is not None else None
         self.dataset, self.length = prepared, length
         # Where the stream stands: the positions of the batches consumed (streams only).

@@ -111,24 +111,24 @@ class TrainingStream(IterableDataset, CropsInLoader):
         return twin
 
     @property
-    def views(self) -> LoaderCrops | None:
+    def crops(self) -> LoaderCrops | None:
         """The loader crops its transform draws, if it has any (``None``: whole images)."""
-        return self.transform.views if isinstance(self.transform, CropsInLoader) else None
+        return self.transform.crops if isinstance(self.transform, CropsInLoader) else None
 
-    def takes_views(self) -> bool:
+    def takes_crops(self) -> bool:
         """Whether its transform can draw the views (a :class:`~byol_pytorch.data.PhotoTransform`) and draws none yet."""
-        return isinstance(self.transform, CropsInLoader) and self.transform.takes_views()
+        return isinstance(self.transform, CropsInLoader) and self.transform.takes_crops()
 
-    def with_views(self, views: LoaderCrops) -> TrainingStream:
-        """A copy whose transform draws the two training views' crops.
+    def with_crops(self, crops: LoaderCrops) -> TrainingStream:
+        """A copy whose transform draws the two training views with ``crops``.
 
         Raises:
             TypeError: the transform cannot draw views (``None``, or a function of the user's).
         """
         if not isinstance(self.transform, CropsInLoader):
-            raise TypeError(f"loader crops need a transform with with_views (a PhotoTransform), got {self.transform!r}")
+            raise TypeError(f"loader crops need a transform that draws them (a PhotoTransform), got {self.transform!r}")
         twin = copy.copy(self)
-        twin.transform = self.transform.with_views(views)
+        twin.transform = self.transform.with_crops(crops)
         return twin
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -105,7 +105,7 @@ def sample_crop(height: int, width: int, spec: CropSpec, rng: np.random.Generato
 class LoaderCrops:
     """Draws both views' crops and flips in the loader, from the whole decoded image.
 
-    Given to :class:`~byol_pytorch.data.ImageFolderDataset` (``views=``), it
+    Given to :class:`~byol_pytorch.data.ImageFolderDataset` (``crops=``), it
     makes each item a :class:`CroppedViews` pair of uint8 ``(3, H, W)`` crops.
     Each view has its own draw, per image. JPEGs are decoded at 1/2, 1/4 or 1/8
     of their size when both crops still get at least their output size from
@@ -199,21 +199,46 @@ class CropsInLoader(ABC):
 
     :class:`~byol_pytorch.data.ImageFolderDataset`, :class:`~byol_pytorch.data.PhotoDataset`,
     :class:`~byol_pytorch.data.PhotoTransform` and :class:`~byol_pytorch.data.TrainingStream`
-    are; the training pipeline asks this and nothing else.
+    are; the training pipeline asks this and nothing else. In the data layer
+    *crops* are what draws (a :class:`LoaderCrops`), *views* what is drawn
+    (:class:`CroppedViews`, what ``BYOL(views=...)`` takes).
     """
 
     @property
     @abstractmethod
-    def views(self) -> LoaderCrops | None:
+    def crops(self) -> LoaderCrops | None:
         """The crops drawn for each item, or ``None``: items are whole images."""
 
     @abstractmethod
-    def with_views(self: Cropper, views: LoaderCrops) -> Cropper:
-        """A copy whose items are the two views, cropped by ``views``."""
+    def with_crops(self: Cropper, crops: LoaderCrops) -> Cropper:
+        """A copy whose items are the two views, cropped by ``crops``."""
 
-    def takes_views(self) -> bool:
-        """Whether :meth:`with_views` can be given crops now (no crops drawn yet)."""
-        return self.views is None
+    def takes_crops(self) -> bool:
+        """Whether :meth:`with_crops` can be given crops now (none drawn yet)."""
+        return self.crops is None
+
+    @property
+    def views(self) -> LoaderCrops | None:
+        """:attr:`crops` under the name byol-pytorch 1.0 gave it."""
+        return self.crops
+
+    def with_views(self: Cropper, views: LoaderCrops) -> Cropper:
+        """:meth:`with_crops` under the name byol-pytorch 1.0 gave it."""
+        return self.with_crops(views)
+
+
+def crops_argument(crops: LoaderCrops | None, views: LoaderCrops | None) -> LoaderCrops | None:
+    """The crops a constructor was given as ``crops=`` or, as in byol-pytorch 1.0, ``views=``.
+
+    Raises:
+        TypeError: both are given, or the one given is not a :class:`LoaderCrops`.
+    """
+    if crops is not None and views is not None:
+        raise TypeError("pass the loader crops once: crops= (views= is its 1.0 name)")
+    crops = crops if crops is not None else views
+    if crops is not None and not isinstance(crops, LoaderCrops):
+        raise TypeError(f"crops must be a LoaderCrops or None, got {type(crops).__name__}")
+    return crops
 
 
 def collate_views(items: Sequence[CroppedViews | tuple[CroppedViews, int]]) -> CroppedViews:
@@ -225,5 +250,5 @@ def collate_views(items: Sequence[CroppedViews | tuple[CroppedViews, int]]) -> C
         raise ValueError("collate_views got an empty list of items; expected at least one")
     pairs = [item if isinstance(item, CroppedViews) else item[0] for item in items]
     if not all(isinstance(pair, CroppedViews) for pair in pairs):
-        raise TypeError("collate_views expects CroppedViews items (ImageFolderDataset(views=LoaderCrops(...)))")
+        raise TypeError("collate_views expects CroppedViews items (ImageFolderDataset(crops=LoaderCrops(...)))")
     return CroppedViews(torch.stack([p.view_1 for p in pairs]), torch.stack([p.view_2 for p in pairs]))
