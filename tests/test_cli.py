@@ -353,6 +353,10 @@ def test_train_on_a_folder_scored_on_a_labelled_folder(tmp_path: Path, capsys: p
     assert spec["augment"] == "paper" and spec["image_size"] == 16 and summary["steps"] == 2
     assert summary["eval_data"] == str(tmp_path / "labelled") and set(summary["knn_top1"]) == {"trained", "random_init"}
     assert "6 bank / 6 query images, 2 classes" in capsys.readouterr().out
+    capsys.readouterr()
+    # Resumed without --data: the run keeps its images and its recorded options (its 4096-wide heads).
+    assert main(["train", *args[:1], "3", *args[2:], "--out", str(run), "--resume", "--no-final-eval"]) == 0
+    assert f"on 12 images of {tmp_path / 'labelled'} at 16 px" in capsys.readouterr().out
 
 
 def test_bad_checkpoints(trained_run: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,7 +23,7 @@ from ..preemption import TrainingStopped
 from ..trackers import check_trackers
 from .common import PROG, CLIError, first_line, write_json
 from .datasets import EvaluationSets, evaluation_sets, image_count, training_set
-from .flags import config_options, run_defaults
+from .flags import DATA_RUN_DEFAULTS, config_options, run_defaults
 from .runs import check_run_dir_on_main, process_state, resolve_run_dir, run_spec
 from .scoring import monitor_baseline, score_backbones, score_table
 
@@ -97,6 +97,8 @@ def _plan(args: argparse.Namespace) -> TrainJob:
     state = process_state()
     run_dir = resolve_run_dir(args)
     previous = check_run_dir_on_main(run_dir, options["resume"])
+    if previous:
+        _continue_previous(args, options, previous)
     spec, net = run_spec(args, previous, state.device.type)
     size = spec["image_size"]
     reports = UnreadableReports()  # the training and evaluation copies of one folder name a broken file once
@@ -138,6 +140,18 @@ def monitor_interval(eval_sets: EvaluationSets | None, batch_size: int) -> int:
     except TypeError:  # a stream: counted as a large set
         images = 50_000
     return max(1, math.ceil(images * MONITOR_COST_RATIO / (batch_size * MONITOR_BUDGET)))
+
+
+def _continue_previous(args: argparse.Namespace, options: dict[str, Any], previous: dict[str, Any]) -> None:
+    """A resumed run keeps its data and, where no flag says otherwise, the options its run.json recorded."""
+    for key in ("data", "eval_data"):
+        if getattr(args, key) is None and previous.get(key):
+            setattr(args, key, previous[key])
+    recorded = previous.get("trainer", {})
+    defaults = run_defaults(on_digits=args.data is None)
+    for name in DATA_RUN_DEFAULTS:
+        if getattr(args, name) is None:  # not given on this command line
+            options[name] = recorded.get(name, defaults[name])
 
 
 def _checked_options(args: argparse.Namespace) -> dict[str, Any]:
