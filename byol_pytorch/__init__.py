@@ -13,7 +13,7 @@ from .optim import LARS
 
 __version__ = "1.0.0"
 
-_TRAINER_NAMES = {"BYOLTrainer": "trainer", "TrainerConfig": "config"}
+_TRAINER_NAMES = {"BYOLTrainer": "training", "TrainerCallback": "training", "TrainerConfig": "config"}
 
 __all__ = [
     "BYOL",
@@ -32,6 +32,7 @@ __all__ = [
     "NonFiniteStateError",
     "PhotoDataset",
     "PhotoTransform",
+    "TrainerCallback",
     "TrainerConfig",
     "TrainingStream",
     "cosine_tau",

@@ -85,18 +85,23 @@ def write_digit_folder(root: Path) -> tuple[list[Path], list[Path]]:
     return readable, broken
 
 
+def reset_accelerate_state() -> None:
+    """A new Accelerator state, as a fresh process has (accelerate keeps one per process)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 @pytest.fixture
 def fresh_accelerate_state():
-    """A new Accelerator state before and after the test (accelerate keeps one per process).
+    """A new Accelerator state before and after the test; yields the function that resets it in between.
 
     Building a trainer also sets torch's thread count; it is put back.
     """
-    from accelerate.state import AcceleratorState
-
     threads = torch.get_num_threads()
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
+    yield reset_accelerate_state
+    reset_accelerate_state()
     torch.set_num_threads(threads)
 
 

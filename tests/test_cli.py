@@ -20,6 +20,8 @@ from byol_pytorch import TrainerConfig
 from byol_pytorch.cli import build_parser, main
 from byol_pytorch.cli.networks import apply_small_image_stem, default_hidden_layer, resolve_small_stem
 
+from .conftest import reset_accelerate_state
+
 # A few seconds of training: 4 steps of 8 images at 16 px, stock ResNet-18 stem.
 TINY_OPTIONS = {"--steps": "4", "--batch-size": "8", "--image-size": "16", "--model": "resnet18",
                 "--num-workers": "0", "--projection-hidden-size": "32", "--knn-every": "2",
@@ -37,12 +39,6 @@ def tiny(*, drop: tuple[str, ...] = (), **changes: str) -> list[str]:
 TINY = tiny()
 
 
-def _reset_accelerate() -> None:
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 # Accelerate keeps process-wide state between trainers; --threads changes torch's thread count.
 pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
@@ -52,11 +48,11 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One tiny training run on the built-in digits, shared by the tests that read it."""
     threads = torch.get_num_threads()
     run = tmp_path_factory.mktemp("cli") / "run"
-    _reset_accelerate()
+    reset_accelerate_state()
     capture = _Capture()
     with capture:
         code = main(["train", *TINY, "--out", str(run)])
-    _reset_accelerate()
+    reset_accelerate_state()
     torch.set_num_threads(threads)
     assert code == 0, capture.err
     return run, capture.out
@@ -167,7 +163,7 @@ def test_resume_continues_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[
     run = tmp_path / "run"
     assert main(["train", *tiny(steps="2", knn_every="0"), "--augment", "paper", "--no-final-eval",
                  "--out", str(run)]) == 0
-    _reset_accelerate()
+    reset_accelerate_state()
     spec_before = (run / "run.json").read_text()
     assert json.loads(spec_before)["augment"] == "paper"
     # The model flags may be left out: they come from run.json.
@@ -176,7 +172,7 @@ def test_resume_continues_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "resumed from" in capsys.readouterr().out
     assert json.loads((run / "summary.json").read_text())["steps"] == 4
     assert (run / "run.json").read_text() == spec_before
-    _reset_accelerate()
+    reset_accelerate_state()
     code = main(["train", *tiny(model="resnet34"), "--out", str(run), "--resume"])
     _assert_usage_error(code, capsys, "differs from the run being resumed")
 

@@ -9,10 +9,9 @@ import pytest
 
 from byol_pytorch import BYOL
 from byol_pytorch.cli import build_parser
-from byol_pytorch.compat import BYOL_CONFIG_FIELDS
-from byol_pytorch.config import TrainerConfig
+from byol_pytorch.config import BYOL_CONFIG_FIELDS, TrainerConfig
 from byol_pytorch.errors import OptionError
-from byol_pytorch.model.defaults import MODEL_DEFAULTS
+from byol_pytorch.model.defaults import MODEL_DEFAULTS, MODEL_OPTIONS
 
 
 def test_every_option_is_described_once_in_the_config() -> None:
@@ -24,7 +23,7 @@ def test_model_options_default_to_byols_own_defaults() -> None:
     byol = inspect.signature(BYOL).parameters
     config = TrainerConfig()
     # BYOL's signature and the config both read the one place the defaults are named.
-    for name in BYOL_CONFIG_FIELDS:
+    for name in MODEL_OPTIONS:
         assert byol[name].default == getattr(MODEL_DEFAULTS, name), name
     # channels_last is on in the trainer on purpose (it also makes the weights channels-last).
     for name in (n for n in BYOL_CONFIG_FIELDS if n != "channels_last"):

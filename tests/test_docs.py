@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from .conftest import reset_accelerate_state
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -282,18 +284,16 @@ def one_thread():
 
 @pytest.mark.parametrize("block", RUN, ids=lambda block: block.name)
 def test_block_runs(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread) -> None:
-    from accelerate.state import AcceleratorState
-
     monkeypatch.chdir(tmp_path)
     _photos(tmp_path / "photos")  # the folder the photo-folder blocks read
     code = script(block)
     # Each block is a script of its own: a new process, so a new Accelerator state.
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
     namespace: dict = {"__name__": "__main__"}
     try:
         exec(compile(code, str(block.page), "exec"), namespace)  # noqa: S102 - our own docs
     finally:
-        AcceleratorState._reset_state(reset_partial_state=True)
+        reset_accelerate_state()
     for marker, check in CHECKS.items():
         if marker in code:
             check(code, namespace, tmp_path)

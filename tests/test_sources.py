@@ -13,7 +13,8 @@ from byol_pytorch.cli import main
 from byol_pytorch.data.sources import SourceError, indexed_images, source_kind
 
 from .photo_sources import hf_dataset, label, write_parquet, write_shards
-from .test_cli import _assert_usage_error, _Capture, _reset_accelerate, tiny
+from .conftest import reset_accelerate_state
+from .test_cli import _assert_usage_error, _Capture, tiny
 
 COUNT = 12  # photos in every source
 # Three steps of four images at 32 px: a few seconds on a CPU.
@@ -49,12 +50,12 @@ def trained_on_saved(sources: dict[str, str], tmp_path_factory: pytest.TempPathF
     the command line reads Parquet here, for scoring, and not in a second training run.
     """
     run = tmp_path_factory.mktemp("runs") / "saved"
-    _reset_accelerate()
+    reset_accelerate_state()
     threads = torch.get_num_threads()
     with _Capture() as capture:
         code = main(["train", *SHORT, "--data", sources["saved"], "--eval-data", sources["parquet"],
                      "--label-column", "kind", "--out", str(run)])
-    _reset_accelerate()
+    reset_accelerate_state()
     torch.set_num_threads(threads)
     assert code == 0, capture.err
     assert f"on {COUNT} images of {sources['saved']}" in capture.out

@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..config import TrainerConfig
+from ..config import TrainerConfig, check_options
 from ..data.folder import UnreadableReports
 from ..devices import set_cpu_threads
 from ..errors import ImageSizeError
@@ -35,7 +35,7 @@ class TrainJob:
     """Everything ``train`` decided before training: checked on every process, nothing written yet."""
 
     args: argparse.Namespace
-    options: dict[str, Any]  # the trainer's keywords: TrainerConfig fields, and BYOL arguments such as crop_scale
+    config: TrainerConfig  # the trainer's options, built once from the flags
     spec: dict[str, Any]  # run.json
     net: nn.Module
     train_set: Dataset
@@ -102,7 +102,7 @@ def _plan(args: argparse.Namespace) -> TrainJob:
     train_set = training_set(args.data, size, batch_size=options["batch_size"], rank=state.process_index,
                              world_size=state.num_processes, image_key=options["image_key"], seed=options["seed"],
                              shuffle_buffer=options["shuffle_buffer"], reports=reports)
-    if args.crop_scale is not None and spec["augment"] != "paper":
+    if options["crop_scale"] is not None and spec["augment"] != "paper":
         raise CLIError(f"--crop-scale sets the crops of the 'paper' views; these are the {spec['augment']!r} views "
                        "(--augment paper to use it)")
     eval_sets = None
@@ -110,22 +110,20 @@ def _plan(args: argparse.Namespace) -> TrainJob:
         eval_sets = evaluation_sets(args.eval_data, size, "--eval-data", image_key=options["image_key"],
                                     label_column=args.label_column, reports=reports)
     threads = set_cpu_threads(args.threads) if state.device.type == "cpu" else None
-    options.update(output_dir=str(run_dir), hidden_layer=spec["hidden_layer"])
-    if args.crop_scale is not None:
-        options["crop_scale"] = tuple(args.crop_scale)  # a BYOL argument, which the trainer passes on
+    config = TrainerConfig.from_kwargs(**{**options, "output_dir": str(run_dir), "hidden_layer": spec["hidden_layer"]})
+    spec["config"] = config.to_dict()
     state.wait_for_everyone()  # every process has checked the folder before the main one writes to it
-    return TrainJob(args, options, spec, net, train_set, eval_sets, run_dir, state, threads)
+    return TrainJob(args, config, spec, net, train_set, eval_sets, run_dir, state, threads)
 
 
 def _checked_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The trainer options of the flags, validated (an out-of-range one raises OptionError, naming it)."""
+    """The trainer options of the flags, checked (an out-of-range one raises OptionError, naming it)."""
     if args.simsiam:
         args.use_momentum = False
     options = config_options(args)
     if options["num_workers"] is None and args.data is None:
         options["num_workers"] = 0  # the digits are held in memory
-    # Placeholders for the two options decided later from the run folder and the model.
-    TrainerConfig.from_kwargs(**{**options, "output_dir": "unused", "hidden_layer": 0})
+    check_options(options)  # before the data are read; the config itself is built once the run folder is known
     check_trackers(options["log_with"])
     return options
 
@@ -140,7 +138,7 @@ def _build_trainer(job: TrainJob) -> Any:
         views = {"augment_fn": view_1, "augment_fn2": view_2, "normalize": True}
     monitor = job.eval_sets.whole if job.eval_sets else None
     try:
-        return BYOLTrainer(job.net, job.train_set, size, eval_dataset=monitor, **views, **job.options)
+        return BYOLTrainer(job.net, job.train_set, size, config=job.config, eval_dataset=monitor, **views)
     except ImageSizeError as err:
         raise CLIError(f"--image-size {size}: {job.spec['model']}: {first_line(err)}") from err
 
@@ -159,7 +157,7 @@ def _remove_untrained_run_dir(run_dir: Path) -> None:
 
 
 def _announcement(job: TrainJob) -> str:
-    spec, options, state = job.spec, job.options, job.state
+    spec, config, state = job.spec, job.config, job.state
     data_name = "the built-in digits" if job.on_digits else job.args.data
     if state.num_processes > 1:
         where = f"{state.num_processes} processes"
@@ -167,7 +165,7 @@ def _announcement(job: TrainJob) -> str:
         where = str(state.device) + (f", {job.threads} thread{'s' if job.threads != 1 else ''}" if job.threads else "")
     stem = ", small-image stem" if spec["small_image_stem"] else ""
     return (f"BYOL: {spec['model']} ({spec['hidden_layer']!r} features{stem}) on {image_count(job.train_set)} of "
-            f"{data_name} at {spec['image_size']} px; {options['num_train_steps']} steps of {options['batch_size']} "
+            f"{data_name} at {spec['image_size']} px; {config.num_train_steps} steps of {config.batch_size} "
             f"on {where}; run folder {job.run_dir}")
 
 
@@ -207,13 +205,13 @@ def _training_summary(job: TrainJob, trainer: Any, times: TrainTimes, metrics: l
 
 def _score(job: TrainJob, trainer: Any, summary: dict[str, Any]) -> dict[str, dict[str, float]]:
     """kNN and linear-probe top-1 of the trained network and its random initialisation, added to ``summary``."""
-    sets, k = job.eval_sets, job.options["knn_k"]
+    sets, k = job.eval_sets, job.config.knn_k
     assert sets is not None
     print(f"scoring the trained network and its random initialisation on {sets.description()} ...", flush=True)
     device = job.state.device
     scores = score_backbones(job.spec, trainer.net, sets.bank, sets.query, k=k, device=device,
-                             progress=job.options["progress"])
-    if job.options["knn_every"]:
+                             progress=job.config.progress)
+    if job.config.knn_every:
         summary["knn_monitor_random_init"] = monitor_baseline(job.spec, sets.whole, k, device)
     summary.update({
         "eval_data": job.args.eval_data or "digits",

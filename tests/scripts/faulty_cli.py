@@ -78,7 +78,7 @@ def kill_rank_at_checkpoint(rank: int, step: int) -> None:
 
 
 def signal_after_step(rank: int, step: int, name: str, target: str) -> None:
-    original = BYOLTrainer._after_optimizer_step
+    original = BYOLTrainer._step_end
     signum = getattr(signal, f"SIG{name}")
 
     def faulty(self: BYOLTrainer, *args: Any, **kwargs: Any) -> Any:
@@ -90,7 +90,7 @@ def signal_after_step(rank: int, step: int, name: str, target: str) -> None:
                 os.kill(os.getppid() if target == "parent" else os.getpid(), signum)
         return result
 
-    BYOLTrainer._after_optimizer_step = faulty  # type: ignore[method-assign]
+    BYOLTrainer._step_end = faulty  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
