@@ -110,3 +110,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class OneProcessAccelerator:
+    """What the callbacks read of an ``Accelerator`` on one CPU process, recording what is logged to trackers."""
+
+    num_processes, process_index, is_main_process = 1, 0, True
+    device = torch.device("cpu")
+    scaler = None
+
+    def __init__(self) -> None:
+        self.logged: list[tuple[int, dict]] = []
+        self.printed: list[str] = []
+
+    def reduce(self, tensor: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        return tensor
+
+    def print(self, *values: object) -> None:
+        self.printed.append(" ".join(str(v) for v in values))
+
+    def init_trackers(self, project_name: str, config: dict) -> None:
+        self.tracked = (project_name, config)
+
+    def log(self, values: dict, step: int) -> None:
+        self.logged.append((step, values))

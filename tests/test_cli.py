@@ -17,6 +17,7 @@ import torchvision
 from PIL import Image
 
 from byol_pytorch import TrainerConfig
+from byol_pytorch.checkpoint import safe_load
 from byol_pytorch.cli import build_parser, main
 from byol_pytorch.cli.networks import apply_small_image_stem, default_hidden_layer, resolve_small_stem
 
@@ -142,7 +143,9 @@ def test_train_writes_a_complete_run_folder(trained_run: tuple[Path, str]) -> No
     assert monitor[-1] == _monitor_knn(net, summary["k"])
     assert summary["knn_monitor_random_init"] == _monitor_knn(untrained, summary["k"])
     assert summary["cpu_threads"] == 1 and summary["processes"] == 1 and summary["mixed_precision"] == "no"
-    assert summary["data_wait_s"] >= 0 and 0 <= summary["data_wait_fraction"] <= 1
+    # The summary's wait is the lines' waits added up, and its fraction is of the training time.
+    assert summary["data_wait_s"] == pytest.approx(sum(r["data_wait_s"] for r in records if "loss" in r), abs=1e-3)
+    assert summary["data_wait_fraction"] == pytest.approx(summary["data_wait_s"] / summary["train_time_s"], abs=2e-3)
 
     with Image.open(run / "report.png") as image:
         image.verify()
@@ -157,6 +160,23 @@ def test_an_existing_run_folder_is_refused_and_left_untouched(trained_run: tuple
     before = _digest(run)
     _assert_usage_error(main(["train", *TINY, "--out", str(run)]), capsys, "already exists", "--resume")
     assert _digest(run) == before
+
+
+def test_the_config_is_built_once_and_its_crop_scale_is_in_run_json_checkpoints_and_a_resume_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    built = []
+    post_init = TrainerConfig.__post_init__
+    monkeypatch.setattr(TrainerConfig, "__post_init__", lambda self: (built.append(self), post_init(self)))
+    run = tmp_path / "run"
+    flags = ["--augment", "paper", "--no-final-eval", "--out", str(run)]
+    assert main(["train", *tiny(steps="2", knn_every="0"), "--crop-scale", "0.5", "1", *flags]) == 0
+    assert len(built) == 1  # from the flags to the trainer, one config
+    assert json.loads((run / "run.json").read_text())["config"]["crop_scale"] == [0.5, 1.0]
+    assert safe_load(run / "checkpoint-00000002.pt")["config"]["crop_scale"] == (0.5, 1.0)
+    reset_accelerate_state()
+    with pytest.warns(UserWarning, match=r"resuming step 2 with crop_scale \(0.3, 1.0\) instead of \(0.5, 1.0\)"):
+        assert main(["train", *tiny(steps="3", knn_every="0"), "--crop-scale", "0.3", "1", *flags, "--resume"]) == 0
+    capsys.readouterr()
 
 
 def test_resume_continues_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -258,7 +258,17 @@ def _check_features(source: str, namespace: dict, folder: Path) -> None:
 
 
 # What a block leaves, checked after every block whose code has the marker.
+def _check_own_records(source: str, namespace: dict, folder: Path) -> None:
+    """The callback's record of every step is in metrics.jsonl, beside the loss."""
+    (run,) = re.findall(r"output_dir=['\"]([^'\"]+)['\"]", source)
+    records = [json.loads(line) for line in (folder / run / "metrics.jsonl").read_text().splitlines()]
+    steps = namespace["config"].num_train_steps
+    assert [r["step"] for r in records if "weight_norm" in r] == list(range(1, steps + 1))
+    assert all(r["weight_norm"] > 0 for r in records if "weight_norm" in r)
+
+
 CHECKS = {
+    "callbacks=[": _check_own_records,
     "torch.save(net.state_dict(), './improved-net.pt')": _check_saved_loop_network,
     "BYOLTrainer(": _check_run_folders,
     "return_projection=False": _check_embedding,

@@ -129,7 +129,7 @@ def _checked_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _build_trainer(job: TrainJob) -> Any:
-    from ..trainer import BYOLTrainer  # accelerate: loaded only to train
+    from ..training import BYOLTrainer  # accelerate: loaded only to train
 
     size = job.spec["image_size"]
     views: dict[str, Any] = {}
