@@ -26,9 +26,9 @@ import torch
 from accelerate import Accelerator
 
 from .config import BYOL_CONFIG_FIELDS, TrainerConfig
+from .errors import disagreement
 from .model import BYOL
 from .model.augment import as_size
-from .model.defaults import MODEL_OPTIONS
 
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainerConfig))
 # BYOL arguments that are keyword arguments of the trainer itself (not config fields: functions and a tri-state).
@@ -80,11 +80,6 @@ class TrainerAliases:
     def wait(self) -> None:
         """Waits until every process gets here."""
         self.accelerator.wait_for_everyone()
-
-
-def _disagree(first: str, first_value: Any, second: str, second_value: Any) -> ValueError:
-    return ValueError(f"{first}={first_value!r} and {second}={second_value!r} disagree; give one of them "
-                      "(or the same value in both)")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -169,25 +164,25 @@ def merge_byol_kwargs(
             raise _unknown_key("byol_kwargs", key, "BYOL", known)
         if key == "image_size":
             if as_size(value) != as_size(image_size):
-                raise _disagree(label, value, "image_size", image_size)
+                raise disagreement(label, value, "image_size", image_size)
         elif key in BYOL_CONFIG_FIELDS:
             if key in options and not _same(options[key], value):
-                raise _disagree(label, value, key, options[key])
+                raise disagreement(label, value, key, options[key])
             options[key] = value
         elif key in BYOL_TRAINER_KEYWORDS:
             if trainer_keywords[key] is not None and not _same(trainer_keywords[key], value):
-                raise _disagree(label, value, key, trainer_keywords[key])
+                raise disagreement(label, value, key, trainer_keywords[key])
             trainer_keywords[key] = value
         elif key == "sync_batchnorm":
             # The trainer's flag is a bool ("sync on multi-GPU runs"); BYOL's None means the same as True there.
             if "sync_batchnorm" in options and bool(options["sync_batchnorm"]) != (value is not False):
-                raise _disagree(label, value, "sync_batchnorm", options["sync_batchnorm"])
+                raise disagreement(label, value, "sync_batchnorm", options["sync_batchnorm"])
             options["sync_batchnorm"] = value is not False
             extra[key] = value
         elif key == "ema_total_steps":
             # The trainer derives it: num_train_steps with ema_schedule=True, None with False.
             if "ema_schedule" in options and bool(options["ema_schedule"]) != (value is not None):
-                raise _disagree(label, value, "ema_schedule", options["ema_schedule"])
+                raise disagreement(label, value, "ema_schedule", options["ema_schedule"])
             options["ema_schedule"] = value is not None
             extra[key] = value
         else:
@@ -209,40 +204,9 @@ def take_byol_options(byol_kwargs: Mapping[str, Any] | None, options: dict[str, 
     for key in [k for k in options if k in byol_only]:
         value = options.pop(key)
         if key in merged and not _same(merged[key], value):
-            raise _disagree(f"byol_kwargs[{key!r}]", merged[key], key, value)
+            raise disagreement(f"byol_kwargs[{key!r}]", merged[key], key, value)
         merged[key] = value
     return merged
-
-
-def check_prebuilt_learner(learner: BYOL, image_size: Any, byol_kwargs: Mapping[str, Any],
-                           trainer_keywords: Mapping[str, Any], options: dict[str, Any]) -> None:
-    """Checks that nothing configures a learner the caller already built; fills ``options`` from it.
-
-    The config then says what the run really uses (it is saved with every checkpoint).
-
-    Raises:
-        TypeError: a BYOL argument is given next to a built learner.
-        ValueError: ``image_size`` differs from the learner's.
-    """
-    given = [*byol_kwargs, *(k for k, v in trainer_keywords.items() if v is not None),
-             *(k for k in (*BYOL_CONFIG_FIELDS, "ema_schedule") if k in options)]
-    if given:
-        raise TypeError(f"net is a BYOL learner, so its arguments are set where it is built; got {', '.join(given)} "
-                        "here too: pass them to BYOL(...) or pass the network instead of the learner")
-    if image_size is not None and as_size(image_size) != learner.image_size:
-        raise _disagree("image_size", image_size, "the learner's image_size", learner.image_size)
-    options.update(learner_options(learner))
-
-
-def learner_options(learner: BYOL) -> dict[str, Any]:
-    """The config fields a built learner fixes, read from it."""
-    options = {name: getattr(learner, name) for name in MODEL_OPTIONS}
-    norm = learner.normalize
-    options.update(
-        ema_schedule=learner.ema_total_steps is not None, crop_scale=tuple(learner.crop_spec.scale),
-        mean=norm.mean if norm is not None else None, std=norm.std if norm is not None else None,
-        spatial_pool=learner.online_encoder.spatial_pool, token_pool=learner.online_encoder.token_pool)
-    return options
 
 
 def merge_optimizer_kwargs(optimizer_kwargs: Mapping[str, Any] | None, options: dict[str, Any]) -> dict[str, Any]:
@@ -259,7 +223,7 @@ def merge_optimizer_kwargs(optimizer_kwargs: Mapping[str, Any] | None, options: 
         if key in given:
             value = given.pop(key)
             if options.get(field) is not None and not _same(options[field], value):
-                raise _disagree(f"optimizer_kwargs[{key!r}]", value, field, options[field])
+                raise disagreement(f"optimizer_kwargs[{key!r}]", value, field, options[field])
             options[field] = value
     return given
 
@@ -300,6 +264,6 @@ def merge_accelerator_kwargs(
             if key == "mixed_precision" and value is not None:
                 value = str(getattr(value, "value", value))  # accelerate's PrecisionType enum
             if key in options and not _same(options[key], value):
-                raise _disagree(f"accelerator_kwargs[{key!r}]", value, key, options[key])
+                raise disagreement(f"accelerator_kwargs[{key!r}]", value, key, options[key])
             options[key] = value
     return given

@@ -9,15 +9,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..compat import (
-    check_prebuilt_learner,
     merge_accelerator_kwargs,
     merge_byol_kwargs,
     merge_checkpoint_folder,
     merge_optimizer_kwargs,
     take_byol_options,
 )
-from ..config import TrainerConfig, check_known
+from ..config import BYOL_CONFIG_FIELDS, TrainerConfig, check_known
+from ..errors import disagreement
 from ..model import BYOL
+from ..model.augment import as_size
+from ..model.defaults import MODEL_OPTIONS
 
 __all__ = ["TrainerArguments", "resolve_options"]
 
@@ -100,3 +102,34 @@ def _one_config(config: TrainerConfig | None, options: dict[str, Any]) -> Traine
         config = dataclasses.replace(config, **options)
     config.validate()
     return config
+
+
+def check_prebuilt_learner(learner: BYOL, image_size: Any, byol_kwargs: Mapping[str, Any],
+                           trainer_keywords: Mapping[str, Any], options: dict[str, Any]) -> None:
+    """Checks that nothing configures a learner the caller already built; fills ``options`` from it.
+
+    The config then says what the run really uses (it is saved with every checkpoint).
+
+    Raises:
+        TypeError: a BYOL argument is given next to a built learner.
+        ValueError: ``image_size`` differs from the learner's.
+    """
+    given = [*byol_kwargs, *(k for k, v in trainer_keywords.items() if v is not None),
+             *(k for k in (*BYOL_CONFIG_FIELDS, "ema_schedule") if k in options)]
+    if given:
+        raise TypeError(f"net is a BYOL learner, so its arguments are set where it is built; got {', '.join(given)} "
+                        "here too: pass them to BYOL(...) or pass the network instead of the learner")
+    if image_size is not None and as_size(image_size) != learner.image_size:
+        raise disagreement("image_size", image_size, "the learner's image_size", learner.image_size)
+    options.update(learner_options(learner))
+
+
+def learner_options(learner: BYOL) -> dict[str, Any]:
+    """The config fields a built learner fixes, read from it."""
+    options = {name: getattr(learner, name) for name in MODEL_OPTIONS}
+    norm = learner.normalize
+    options.update(
+        ema_schedule=learner.ema_total_steps is not None, crop_scale=tuple(learner.crop_spec.scale),
+        mean=norm.mean if norm is not None else None, std=norm.std if norm is not None else None,
+        spatial_pool=learner.online_encoder.spatial_pool, token_pool=learner.online_encoder.token_pool)
+    return options
