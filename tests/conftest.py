@@ -14,6 +14,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from byol_pytorch import MockDataset
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, one compute thread a worker: two workers with torch's default thread count
@@ -134,3 +136,18 @@ class OneProcessAccelerator:
 
     def log(self, values: dict, step: int) -> None:
         self.logged.append((step, values))
+
+
+class CrashAfter(MockDataset):
+    """A ``MockDataset(16, 32)`` that raises KeyboardInterrupt, as a killed run, once ``items`` items were read."""
+
+    def __init__(self, items: int) -> None:
+        super().__init__(16, 32)
+        # -1: the trainer reads item 0 once when it is built, to check that it holds an image.
+        self.items, self.read = items, -1
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        self.read += 1
+        if self.read > self.items:
+            raise KeyboardInterrupt
+        return super().__getitem__(index)

@@ -1,4 +1,4 @@
-"""byol-pytorch 0.9's trainer keywords: checkpoint_folder and the three dicts, merged with our own keywords."""
+"""training/options.py: a config, keywords and byol-pytorch 0.9's dicts made into one config, once."""
 
 from __future__ import annotations
 

@@ -15,8 +15,7 @@ from byol_pytorch.probe import OnlineProbe, count_classes
 from byol_pytorch.report import draw_report
 from byol_pytorch.training.callbacks import OnlineProbing
 
-from .conftest import assert_same_state, reset_accelerate_state, state_copy, tiny_cnn
-from .test_trainer import CrashAfter
+from .conftest import CrashAfter, assert_same_state, reset_accelerate_state, state_copy, tiny_cnn
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
