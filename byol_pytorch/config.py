@@ -24,7 +24,7 @@ def _option(default: Any, help: str, **metadata: Any) -> Any:
 
 @dataclass
 class TrainerConfig:
-    """Every scalar option of :class:`byol_pytorch.BYOLTrainer`.
+    """Every option of :class:`byol_pytorch.BYOLTrainer` that is a value (not a dataset, function or object).
 
     Each field is a keyword argument of the trainer and a ``--flag`` of
     ``byol-pytorch train`` (underscores become dashes); its ``help`` metadata

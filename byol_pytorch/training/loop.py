@@ -25,6 +25,7 @@ from .callbacks import CallbackList, TrainerCallback, TrainerControl, TrainerSta
 from .callbacks.checkpoints import disk_full, refuse_existing_run, save_checkpoint
 from .callbacks.knn import knn_accuracy
 from .options import resolve_options
+from .placement import placed_for_training
 
 
 class BYOLTrainer(TrainerAliases):
@@ -114,8 +115,6 @@ class BYOLTrainer(TrainerAliases):
             TrainingStopped: a stop signal arrived (``handle_signals``): the step in progress finished and a
                 checkpoint of it was saved. A ``SystemExit`` with status 128 + the signal's number.
         """
-        from .placement import placed_for_training
-
         set_seed(self.config.seed, device_specific=True)
         state, control, acc = self.state, self.control, self.accelerator
         try:
@@ -131,9 +130,9 @@ class BYOLTrainer(TrainerAliases):
                     self.callbacks.call("on_train_end", self, state, control)
         except TrainingStopped as stopped:
             acc.print(f"{stopped}; resume=True (the same output_dir) continues the run")
-            raise
-        finally:
             acc.end_training()
+            raise
+        acc.end_training()
         return self.net
 
     def _train(self, model: nn.Module, optimizer: Any) -> None:
