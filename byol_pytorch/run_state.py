@@ -28,6 +28,7 @@ import torch
 from accelerate.utils import set_seed
 
 from .checkpoint import atomic_save, checkpoint_name, list_checkpoints, prune_checkpoints, safe_load
+from .config import BYOL_CONFIG_FIELDS
 from .distributed import average_buffers, broadcast_bytes, gather_objects, gather_rng_states, restore_rng_state
 from .errors import CheckpointError
 from .export import save_network
@@ -35,10 +36,8 @@ from .health import check_state_finite
 
 CHECKPOINT_FORMAT = 3
 # The options whose change on resume changes the training beyond the layout's (which has its own words).
-CHANGES_TRAINING = ("hidden_layer", "projection_size", "projection_hidden_size", "moving_average_decay", "use_momentum",
-                    "ema_buffers", "concat_views", "crop_scale", "mean", "std", "spatial_pool", "token_pool",
-                    "ema_schedule", "optimizer", "weight_decay", "lr_schedule", "warmup_steps", "max_grad_norm",
-                    "mixed_precision", "loader_crops")
+CHANGES_TRAINING = (*(name for name in BYOL_CONFIG_FIELDS if name != "channels_last"), "ema_schedule", "optimizer",
+                    "weight_decay", "lr_schedule", "warmup_steps", "max_grad_norm", "mixed_precision", "loader_crops")
 
 __all__ = ["CHECKPOINT_FORMAT", "RunLayout", "checkpoint_contents", "find_resume_point", "load_contents",
            "resume_changes", "restore_process_state", "start_position", "write_checkpoint"]
