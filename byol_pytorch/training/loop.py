@@ -70,7 +70,8 @@ class BYOLTrainer(TrainerAliases):
         self.output_dir = Path(c.output_dir)
         refuse_existing_run(self.output_dir, c.resume)
         self.dataset, self.eval_dataset, self.probe_dataset = dataset, eval_dataset, probe_dataset
-        self.learner = prebuilt or build_learner(net, image_size, c, given.views, given.byol_extra)  # type: ignore
+        self.learner = prebuilt if prebuilt is not None else build_learner(
+            net, image_size, c, given.views, given.byol_extra)  # type: ignore[arg-type]
         self.net: nn.Module = self.learner.net
         self.callbacks = CallbackList([*default_callbacks(c, self.learner.representation_dim, eval_dataset,
                                                           probe_dataset), *callbacks])
