@@ -138,16 +138,18 @@ class OneProcessAccelerator:
         self.logged.append((step, values))
 
 
-class CrashAfter(MockDataset):
-    """A ``MockDataset(16, 32)`` that raises KeyboardInterrupt, as a killed run, once ``items`` items were read."""
+class BreaksAfter(MockDataset):
+    """A ``MockDataset(16, length)`` whose reads after the first ``items`` raise KeyboardInterrupt (a killed
+    run) or, with ``nan``, give images of NaN."""
 
-    def __init__(self, items: int) -> None:
-        super().__init__(16, 32)
+    def __init__(self, items: int, nan: bool = False, length: int = 32) -> None:
+        super().__init__(16, length)
         # -1: the trainer reads item 0 once when it is built, to check that it holds an image.
-        self.items, self.read = items, -1
+        self.items, self.nan, self.read = items, nan, -1
 
     def __getitem__(self, index: int) -> torch.Tensor:
         self.read += 1
-        if self.read > self.items:
+        if self.read > self.items and not self.nan:
             raise KeyboardInterrupt
-        return super().__getitem__(index)
+        image = super().__getitem__(index)
+        return image if self.read <= self.items else torch.full_like(image, float("nan"))

@@ -22,7 +22,7 @@ from byol_pytorch.distributed import convert_sync_batchnorm
 from byol_pytorch.training.callbacks import SaveCheckpoints, StopOnSignal
 
 from . import forked
-from .conftest import CrashAfter, assert_same_state, free_port, state_copy, tiny_cnn
+from .conftest import BreaksAfter, assert_same_state, free_port, state_copy, tiny_cnn
 
 SCRIPTS = Path(__file__).parent / "scripts"
 pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
@@ -64,7 +64,7 @@ def test_no_checkpoint_at_step_zero_and_last_step_is_saved(tmp_path: Path) -> No
 def test_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     full = _trainer(tmp_path / "a", steps=6)
     full()
-    first = _trainer(tmp_path / "b", steps=6, dataset=CrashAfter(items=16))
+    first = _trainer(tmp_path / "b", steps=6, dataset=BreaksAfter(16))
     with pytest.raises(KeyboardInterrupt):
         first()  # dies fetching step 5's batch, after the step-4 checkpoint
     resumed = _trainer(tmp_path / "b", steps=6, resume=True)
@@ -157,22 +157,8 @@ def test_bf16_on_cpu_runs_the_network_under_bf16_autocast(tmp_path: Path) -> Non
                for v in state.values() if v.is_floating_point())
 
 
-class NaNAfter(MockDataset):
-    """Images turn to NaN after `good` items have been read."""
-
-    def __init__(self, good: int) -> None:
-        super().__init__(16, 64)
-        # -1: the trainer reads item 0 once when it is built, to check that it holds an image.
-        self.good, self.read = good, -1
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        self.read += 1
-        image = super().__getitem__(index)
-        return image if self.read <= self.good else torch.full_like(image, float("nan"))
-
-
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
-    trainer = _trainer(tmp_path, steps=6, dataset=NaNAfter(good=8))
+    trainer = _trainer(tmp_path, steps=6, dataset=BreaksAfter(8, nan=True, length=64))
     with pytest.raises(NonFiniteLossError, match="NaN or infinite by step 3"):
         trainer()
     checkpoints = list_checkpoints(tmp_path / "run")
@@ -347,7 +333,7 @@ def test_every_step_runs_at_its_scheduled_rate_and_logs_it(tmp_path: Path) -> No
 def test_resumed_schedule_continues_where_it_stopped(tmp_path: Path) -> None:
     RecordingSGD.rates = []
     first = _trainer(tmp_path, steps=8, optimizer_klass=RecordingSGD, learning_rate=0.1, warmup_steps=4,
-                     dataset=CrashAfter(items=16))
+                     dataset=BreaksAfter(16))
     with pytest.raises(KeyboardInterrupt):
         first()
     RecordingSGD.rates = []
@@ -369,7 +355,8 @@ def test_logged_tau_is_the_decay_the_step_used(tmp_path: Path) -> None:
 
 
 def test_non_finite_loss_is_caught_at_the_logging_step_not_the_checkpoint(tmp_path: Path) -> None:
-    trainer = _trainer(tmp_path, steps=40, dataset=NaNAfter(good=8), checkpoint_every=1000, log_every=1)
+    trainer = _trainer(tmp_path, steps=40, dataset=BreaksAfter(8, nan=True, length=64), checkpoint_every=1000,
+                       log_every=1)
     with pytest.raises(NonFiniteLossError, match="NaN or infinite by step 3"):
         trainer()
     assert trainer.step == 3

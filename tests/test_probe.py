@@ -15,7 +15,7 @@ from byol_pytorch.probe import OnlineProbe, count_classes
 from byol_pytorch.report import draw_report
 from byol_pytorch.training.callbacks import OnlineProbing
 
-from .conftest import CrashAfter, assert_same_state, reset_accelerate_state, state_copy, tiny_cnn
+from .conftest import BreaksAfter, assert_same_state, reset_accelerate_state, state_copy, tiny_cnn
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
@@ -95,7 +95,7 @@ def test_probe_accuracy_is_logged_to_metrics_tensorboard_and_the_report(tmp_path
 def test_a_resumed_run_continues_the_probe_exactly(tmp_path: Path) -> None:
     whole, _ = _run(tmp_path, "whole", probe_dataset=Labelled(16, 20, seed=3))
     with pytest.raises(KeyboardInterrupt):  # dies fetching step 3's batch, after the step-2 checkpoint
-        _run(tmp_path, "cut", probe_dataset=Labelled(16, 20, seed=3), dataset=CrashAfter(items=8))
+        _run(tmp_path, "cut", probe_dataset=Labelled(16, 20, seed=3), dataset=BreaksAfter(8))
     reset_accelerate_state()
     resumed, _ = _run(tmp_path, "cut", steps=4, probe_dataset=Labelled(16, 20, seed=3), resume=True)
     assert_same_state(state_copy(whole.net), state_copy(resumed.net))

@@ -97,7 +97,7 @@ class BYOLTrainer(TrainerAliases):
         return self.config.batch_size * self.accelerator.num_processes * self.config.gradient_accumulation_steps
 
     def save_checkpoint(self) -> Path | None:
-        """Saves the run's state now (every process must call it); see :func:`.callbacks.checkpoints.save_checkpoint`."""
+        """Saves the run's state now; every process must call it (see :func:`.checkpoints.save_checkpoint`)."""
         return save_checkpoint(self)
 
     def knn_accuracy(self) -> float:
