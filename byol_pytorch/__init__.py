@@ -14,7 +14,7 @@ from .pretrained import load_network
 
 __version__ = "1.0.0"
 
-_TRAINER_NAMES = {"BYOLTrainer": "trainer", "TrainerConfig": "config"}
+_TRAINER_NAMES = {"BYOLTrainer": "training", "TrainerCallback": "training", "TrainerConfig": "config"}
 
 __all__ = [
     "BYOL",
@@ -33,6 +33,7 @@ __all__ = [
     "NonFiniteStateError",
     "PhotoDataset",
     "PhotoTransform",
+    "TrainerCallback",
     "TrainerConfig",
     "TrainingStream",
     "cosine_tau",

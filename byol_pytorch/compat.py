@@ -1,4 +1,4 @@
-"""byol-pytorch 0.9's ways of giving the trainer options, translated once into the one config.
+"""byol-pytorch 0.9's ways of giving the trainer options, and what its trainer had beyond them.
 
 Scripts written for byol-pytorch 0.9 pass ``checkpoint_folder``,
 ``byol_kwargs`` (to ``BYOL``), ``optimizer_kwargs`` (to the optimiser) and
@@ -9,9 +9,7 @@ is the same everywhere: a value given in one place is used; given in both
 places with different values, it is an error naming both. Keys that are fields
 of :class:`~byol_pytorch.TrainerConfig` move into the options, so the config
 (saved with every checkpoint) says what the run really used.
-
-:func:`trainer_arguments` does all of it, once, for the trainer: it is a pure
-function of what the caller passed.
+:func:`byol_pytorch.training.options.resolve_options` calls these once.
 """
 
 from __future__ import annotations
@@ -21,81 +19,22 @@ import difflib
 import inspect
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 
-from .config import TrainerConfig
+from .config import BYOL_CONFIG_FIELDS, TrainerConfig
+from .errors import disagreement
 from .model import BYOL
 from .model.augment import as_size
-from .model.defaults import MODEL_OPTIONS
 
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainerConfig))
-# BYOL arguments that are also TrainerConfig fields under the same name: its model options.
-BYOL_CONFIG_FIELDS = MODEL_OPTIONS
 # BYOL arguments that are keyword arguments of the trainer itself (not config fields: functions and a tri-state).
 BYOL_TRAINER_KEYWORDS = ("augment_fn", "augment_fn2", "normalize")
 # optimizer_kwargs keys that are TrainerConfig fields under another name.
 OPTIMIZER_CONFIG_FIELDS = {"lr": "learning_rate", "weight_decay": "weight_decay"}
-
-
-@dataclass(frozen=True)
-class TrainerArguments:
-    """What the trainer is built from, every way of giving an option merged.
-
-    Attributes:
-        config: the run's options.
-        views: ``augment_fn``, ``augment_fn2`` and ``normalize`` for ``BYOL`` (``None`` where not given).
-        byol_extra: the other ``BYOL`` arguments given (``mean``, ``crop_scale``, ...), passed as they are.
-        optimizer_kwargs: for the optimiser's constructor, beyond the learning rate and weight decay.
-        accelerator_overrides: ``Accelerator`` arguments over the trainer's own.
-    """
-
-    config: TrainerConfig
-    views: dict[str, Any]
-    byol_extra: dict[str, Any]
-    optimizer_kwargs: dict[str, Any]
-    accelerator_overrides: dict[str, Any]
-
-
-def trainer_arguments(options: Mapping[str, Any], *, image_size: Any, prebuilt: BYOL | None, views: Mapping[str, Any],
-                      checkpoint_folder: str | os.PathLike[str] | None = None,
-                      byol_kwargs: Mapping[str, Any] | None = None,
-                      optimizer_kwargs: Mapping[str, Any] | None = None,
-                      accelerator_kwargs: Mapping[str, Any] | None = None) -> TrainerArguments:
-    """The trainer's keywords and byol-pytorch 0.9's dicts, made into one config and what ``BYOL`` and the rest take.
-
-    Args:
-        options: the trainer's ``**options`` (config fields and ``BYOL``-only arguments).
-        image_size: the trainer's ``image_size``.
-        prebuilt: the learner, when the caller passed a built ``BYOL`` as ``net``.
-        views: the trainer's ``augment_fn``, ``augment_fn2`` and ``normalize``.
-        checkpoint_folder: 0.9's name for ``output_dir``.
-        byol_kwargs: 0.9's arguments for ``BYOL``.
-        optimizer_kwargs: 0.9's arguments for the optimiser.
-        accelerator_kwargs: 0.9's arguments for ``accelerate.Accelerator``.
-
-    Raises:
-        ValueError: two ways of giving one option disagree (the message names both).
-        TypeError: an unknown option or key, or ``BYOL`` arguments next to a built learner.
-        OptionError: an option is out of range.
-    """
-    options, views = dict(options), dict(views)
-    merge_checkpoint_folder(options, checkpoint_folder)
-    byol_kwargs = take_byol_options(byol_kwargs, options)
-    if prebuilt is not None:
-        check_prebuilt_learner(prebuilt, image_size, byol_kwargs, views, options)
-        byol_extra: dict[str, Any] = {}
-    else:
-        if image_size is None:
-            raise TypeError("BYOLTrainer needs image_size (the side of the views) unless net is a BYOL")
-        byol_extra = merge_byol_kwargs(byol_kwargs, options, views, image_size)
-    optimizer = merge_optimizer_kwargs(optimizer_kwargs, options)
-    accelerator = merge_accelerator_kwargs(accelerator_kwargs, options)
-    return TrainerArguments(TrainerConfig.from_kwargs(**options), views, byol_extra, optimizer, accelerator)
 
 
 class TrainerAliases:
@@ -141,11 +80,6 @@ class TrainerAliases:
     def wait(self) -> None:
         """Waits until every process gets here."""
         self.accelerator.wait_for_everyone()
-
-
-def _disagree(first: str, first_value: Any, second: str, second_value: Any) -> ValueError:
-    return ValueError(f"{first}={first_value!r} and {second}={second_value!r} disagree; give one of them "
-                      "(or the same value in both)")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -230,25 +164,25 @@ def merge_byol_kwargs(
             raise _unknown_key("byol_kwargs", key, "BYOL", known)
         if key == "image_size":
             if as_size(value) != as_size(image_size):
-                raise _disagree(label, value, "image_size", image_size)
+                raise disagreement(label, value, "image_size", image_size)
         elif key in BYOL_CONFIG_FIELDS:
             if key in options and not _same(options[key], value):
-                raise _disagree(label, value, key, options[key])
+                raise disagreement(label, value, key, options[key])
             options[key] = value
         elif key in BYOL_TRAINER_KEYWORDS:
             if trainer_keywords[key] is not None and not _same(trainer_keywords[key], value):
-                raise _disagree(label, value, key, trainer_keywords[key])
+                raise disagreement(label, value, key, trainer_keywords[key])
             trainer_keywords[key] = value
         elif key == "sync_batchnorm":
             # The trainer's flag is a bool ("sync on multi-GPU runs"); BYOL's None means the same as True there.
             if "sync_batchnorm" in options and bool(options["sync_batchnorm"]) != (value is not False):
-                raise _disagree(label, value, "sync_batchnorm", options["sync_batchnorm"])
+                raise disagreement(label, value, "sync_batchnorm", options["sync_batchnorm"])
             options["sync_batchnorm"] = value is not False
             extra[key] = value
         elif key == "ema_total_steps":
             # The trainer derives it: num_train_steps with ema_schedule=True, None with False.
             if "ema_schedule" in options and bool(options["ema_schedule"]) != (value is not None):
-                raise _disagree(label, value, "ema_schedule", options["ema_schedule"])
+                raise disagreement(label, value, "ema_schedule", options["ema_schedule"])
             options["ema_schedule"] = value is not None
             extra[key] = value
         else:
@@ -270,30 +204,9 @@ def take_byol_options(byol_kwargs: Mapping[str, Any] | None, options: dict[str, 
     for key in [k for k in options if k in byol_only]:
         value = options.pop(key)
         if key in merged and not _same(merged[key], value):
-            raise _disagree(f"byol_kwargs[{key!r}]", merged[key], key, value)
+            raise disagreement(f"byol_kwargs[{key!r}]", merged[key], key, value)
         merged[key] = value
     return merged
-
-
-def check_prebuilt_learner(learner: BYOL, image_size: Any, byol_kwargs: Mapping[str, Any],
-                           trainer_keywords: Mapping[str, Any], options: dict[str, Any]) -> None:
-    """Checks that nothing configures a learner the caller already built; fills ``options`` from it.
-
-    The config then says what the run really uses (it is saved with every checkpoint).
-
-    Raises:
-        TypeError: a BYOL argument is given next to a built learner.
-        ValueError: ``image_size`` differs from the learner's.
-    """
-    given = [*byol_kwargs, *(k for k, v in trainer_keywords.items() if v is not None),
-             *(k for k in (*BYOL_CONFIG_FIELDS, "ema_schedule") if k in options)]
-    if given:
-        raise TypeError(f"net is a BYOL learner, so its arguments are set where it is built; got {', '.join(given)} "
-                        "here too: pass them to BYOL(...) or pass the network instead of the learner")
-    if image_size is not None and as_size(image_size) != learner.image_size:
-        raise _disagree("image_size", image_size, "the learner's image_size", learner.image_size)
-    options.update({name: getattr(learner, name) for name in BYOL_CONFIG_FIELDS})
-    options["ema_schedule"] = learner.ema_total_steps is not None
 
 
 def merge_optimizer_kwargs(optimizer_kwargs: Mapping[str, Any] | None, options: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +223,7 @@ def merge_optimizer_kwargs(optimizer_kwargs: Mapping[str, Any] | None, options: 
         if key in given:
             value = given.pop(key)
             if options.get(field) is not None and not _same(options[field], value):
-                raise _disagree(f"optimizer_kwargs[{key!r}]", value, field, options[field])
+                raise disagreement(f"optimizer_kwargs[{key!r}]", value, field, options[field])
             options[field] = value
     return given
 
@@ -351,20 +264,6 @@ def merge_accelerator_kwargs(
             if key == "mixed_precision" and value is not None:
                 value = str(getattr(value, "value", value))  # accelerate's PrecisionType enum
             if key in options and not _same(options[key], value):
-                raise _disagree(f"accelerator_kwargs[{key!r}]", value, key, options[key])
+                raise disagreement(f"accelerator_kwargs[{key!r}]", value, key, options[key])
             options[key] = value
     return given
-
-
-def accelerator_arguments(defaults: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The trainer's ``Accelerator`` arguments with the user's ``overrides`` on top.
-
-    ``kwargs_handlers`` are combined: the user's, plus each of the trainer's
-    whose class the user did not give (Accelerate refuses two of one class).
-    """
-    arguments = {**defaults, **overrides}
-    if "kwargs_handlers" in overrides and "kwargs_handlers" in defaults:
-        users = list(overrides["kwargs_handlers"] or [])
-        given = {type(handler) for handler in users}
-        arguments["kwargs_handlers"] = users + [h for h in defaults["kwargs_handlers"] if type(h) not in given]
-    return arguments

@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import OptionError
-from .model.defaults import MODEL_DEFAULTS
+from .model.defaults import MODEL_DEFAULTS, MODEL_OPTIONS
+
+# The learning rate each optimiser gets when ``learning_rate`` is not given (LARS: the base rate per 256 images).
+DEFAULT_LEARNING_RATES = {"adam": 3e-4, "adamw": 3e-4, "sgd": 0.05, "lars": 0.2}
+# The fields that are arguments of BYOL under the same name: the model options and the views' crop and normalisation.
+BYOL_CONFIG_FIELDS: tuple[str, ...] = (*MODEL_OPTIONS, "crop_scale", "mean", "std", "spatial_pool", "token_pool")
+# Fields holding a tuple of floats; a list given for one (a flag's values, JSON) becomes a tuple.
+_TUPLE_FIELDS = ("crop_scale", "mean", "std")
 
 
 # A duration of checkpoint_every: a number and a unit, e.g. 90s, 30min, 2h (the unit in seconds).
@@ -45,7 +52,7 @@ def _check_checkpoint_every(value: Any) -> None:
 
 @dataclass
 class TrainerConfig:
-    """Every scalar option of :class:`byol_pytorch.BYOLTrainer`.
+    """Every option of :class:`byol_pytorch.BYOLTrainer` that is a value (not a dataset, function or object).
 
     Each field is a keyword argument of the trainer and a ``--flag`` of
     ``byol-pytorch train`` (underscores become dashes); its ``help`` metadata
@@ -68,13 +75,25 @@ class TrainerConfig:
                                choices=("average", "copy"))
     concat_views: bool = _option(MODEL_DEFAULTS.concat_views,
                                  "run both views in one batch (faster on small batches)")
+    crop_scale: tuple[float, float] | None = _option(
+        None, "area range of the built-in views' random crops, as fractions of the image (default: "
+        "the paper's 0.08 1 from 64 px up, 0.2 1 below)", nargs=2,
+        metavar=("LOW", "HIGH"))
+    mean: tuple[float, ...] | None = _option(None, "per-channel means of the normalisation (default: ImageNet's)",
+                                             nargs="+")
+    std: tuple[float, ...] | None = _option(None, "per-channel standard deviations of the normalisation, given "
+                                            "with mean", nargs="+")
+    spatial_pool: str = _option("avg", "how a (B, C, H, W) hidden output becomes a vector",
+                                choices=("avg", "flatten"))
+    token_pool: str = _option("cls", "how a (B, N, D) hidden output becomes a vector", choices=("cls", "mean"))
     # Optimisation
     num_train_steps: int = _option(100_000, "optimiser steps")
     batch_size: int = _option(16, "images per process per step")
     learning_rate: float | None = _option(
-        None, "Adam/AdamW/SGD: the rate (default 3e-4 for Adam, 0.05 for SGD); LARS: the base rate (default 0.2) "
-        "x batch/256. The paper's 0.2 is sized for batches of 4096 over ~100k steps; short small-batch LARS "
-        "runs need more (see docs/trainer.md, Optimisers)")
+        None, "Adam/AdamW/SGD: the rate; LARS: the base rate x batch/256 (default: "
+        + ", ".join(f"{name} {rate:g}" for name, rate in DEFAULT_LEARNING_RATES.items())
+        + "). The paper's 0.2 is sized for batches of 4096 over ~100k steps; short small-batch LARS runs need "
+        "more (see docs/trainer.md, Optimisers)")
     optimizer: str = _option("adam", "the optimiser", choices=("adam", "adamw", "sgd", "lars"))
     weight_decay: float | None = _option(None, "weight decay (default: the optimiser's own)")
     lr_schedule: str = _option("cosine", "cosine (with linear warm-up) or constant", choices=("cosine", "constant"))
@@ -86,8 +105,8 @@ class TrainerConfig:
     mixed_precision: str = _option(
         "auto", "autocast precision; auto: bf16 where the device has it (recent GPUs, AVX512-BF16/AMX CPUs), else no",
         choices=("auto", "no", "bf16", "fp16"))
-    # Not BYOL's default (off, for views only): the trainer also makes the weights channels-last, a pair that ran
-    # 1.2x faster under bf16 on the CPU of 2026-11-29 (benchmarks/README.md); the module leaves the weights alone.
+    # Not BYOL's default (off, for views only): the trainer also makes the weights channels-last, which the
+    # module leaves alone; benchmarks/README.md has the measurements.
     channels_last: bool = _option(True, "channels-last memory format for the network's weights and views")
     compile: bool = _option(False, "torch.compile the learner")
     sync_batchnorm: bool = _option(True, "SyncBatchNorm on multi-GPU runs")
@@ -124,44 +143,63 @@ class TrainerConfig:
     knn_k: int = _option(20, "neighbours of the kNN vote")
     progress: bool = _option(True, "show a progress bar")
 
+    def __post_init__(self) -> None:
+        for name in _TUPLE_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, list):
+                setattr(self, name, tuple(value))
+
     def validate(self) -> None:
         """Raises :class:`~byol_pytorch.errors.OptionError` naming the first option out of range."""
-        positive = ("projection_size", "projection_hidden_size", "num_train_steps", "batch_size",
-                    "gradient_accumulation_steps", "keep_checkpoints", "log_every", "knn_k", "shuffle_buffer")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise OptionError(name, f"must be a positive integer, got {value!r}")
-        _check_checkpoint_every(self.checkpoint_every)
-        for f in dataclasses.fields(self):
-            allowed = f.metadata.get("choices")
-            if allowed and getattr(self, f.name) not in allowed:
-                raise OptionError(f.name, f"must be one of {', '.join(allowed)}; got {getattr(self, f.name)!r}")
-        checks = (
-            ("moving_average_decay", 0.0 <= self.moving_average_decay <= 1.0, "must be in [0, 1]"),
-            ("learning_rate", self.learning_rate is None or self.learning_rate > 0, "must be positive"),
-            ("warmup_steps", self.warmup_steps is None or 0 <= self.warmup_steps <= self.num_train_steps,
-             "must be in [0, num_train_steps]"),
-            ("max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0, "must be positive"),
-            ("num_workers", self.num_workers is None or self.num_workers >= 0, "must be >= 0"),
-            ("knn_every", self.knn_every >= 0, "must be >= 0"),
-        )
-        for name, ok, expected in checks:
-            if not ok:
-                raise OptionError(name, f"{expected}, got {getattr(self, name)!r}")
+        check_options(dataclasses.asdict(self))
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> TrainerConfig:
         """Builds a config, naming an unknown option and the closest known one."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in kwargs:
-            if key not in known:
-                close = difflib.get_close_matches(key, sorted(known), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise TypeError(f"BYOLTrainer got an unknown option {key!r}{hint}")
+        check_known(kwargs)
         config = cls(**kwargs)
         config.validate()
         return config
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_known(options: Any) -> None:
+    """Raises ``TypeError`` for a key of ``options`` that is no field, naming the closest field."""
+    known = {f.name for f in dataclasses.fields(TrainerConfig)}
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"BYOLTrainer got an unknown option {key!r}{hint}")
+
+
+def check_options(values: dict[str, Any]) -> None:
+    """Raises :class:`~byol_pytorch.errors.OptionError` naming the first of ``values`` (all the fields) out of range.
+
+    The command line checks its flags with it before it has what a config needs.
+    """
+    positive = ("projection_size", "projection_hidden_size", "num_train_steps", "batch_size",
+                "gradient_accumulation_steps", "keep_checkpoints", "log_every", "knn_k", "shuffle_buffer")
+    for name in positive:
+        value = values[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise OptionError(name, f"must be a positive integer, got {value!r}")
+    _check_checkpoint_every(values["checkpoint_every"])
+    for f in dataclasses.fields(TrainerConfig):
+        allowed = f.metadata.get("choices")
+        if allowed and values[f.name] not in allowed:
+            raise OptionError(f.name, f"must be one of {', '.join(allowed)}; got {values[f.name]!r}")
+    checks = (
+        ("moving_average_decay", 0.0 <= values["moving_average_decay"] <= 1.0, "must be in [0, 1]"),
+        ("learning_rate", values["learning_rate"] is None or values["learning_rate"] > 0, "must be positive"),
+        ("warmup_steps", values["warmup_steps"] is None or 0 <= values["warmup_steps"] <= values["num_train_steps"],
+         "must be in [0, num_train_steps]"),
+        ("max_grad_norm", values["max_grad_norm"] is None or values["max_grad_norm"] > 0, "must be positive"),
+        ("num_workers", values["num_workers"] is None or values["num_workers"] >= 0, "must be >= 0"),
+        ("knn_every", values["knn_every"] >= 0, "must be >= 0"),
+    )
+    for name, ok, expected in checks:
+        if not ok:
+            raise OptionError(name, f"{expected}, got {values[name]!r}")

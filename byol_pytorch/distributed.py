@@ -51,6 +51,20 @@ def average_buffers(accelerator: Any, module: nn.Module) -> None:
                 buffer.copy_(accelerator.reduce(buffer.clone(), "mean"))
 
 
+def broadcast_state(module: nn.Module, device: torch.device) -> None:
+    """Gives every process the main process's ``module`` state, every tensor of it (a collective).
+
+    Tensors travel through ``device`` (NCCL sends device tensors) and stay where they are.
+    """
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for tensor in module.state_dict().values():
+            shared = tensor.to(device)
+            dist.broadcast(shared, src=0)
+            tensor.copy_(shared)
+
+
 def capture_rng_state() -> dict[str, Any]:
     """Every random generator's state, as tensors and plain values (loadable with weights_only)."""
     numpy_state = np.random.get_state()

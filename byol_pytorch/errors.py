@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
+from typing import Any
 
 
 class OptionError(ValueError):
@@ -123,3 +124,9 @@ class DiskFullError(OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+def disagreement(first: str, first_value: Any, second: str, second_value: Any) -> ValueError:
+    """The error for one option given two ways with different values, naming both."""
+    return ValueError(f"{first}={first_value!r} and {second}={second_value!r} disagree; give one of them "
+                      "(or the same value in both)")

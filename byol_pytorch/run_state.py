@@ -28,12 +28,16 @@ import torch
 from accelerate.utils import set_seed
 
 from .checkpoint import atomic_save, checkpoint_name, list_checkpoints, prune_checkpoints, safe_load
+from .config import BYOL_CONFIG_FIELDS
 from .distributed import average_buffers, broadcast_bytes, gather_objects, gather_rng_states, restore_rng_state
 from .errors import CheckpointError
 from .export import save_network
 from .health import check_state_finite
 
 CHECKPOINT_FORMAT = 3
+# The options whose change on resume changes the training beyond the layout's (which has its own words).
+CHANGES_TRAINING = (*(name for name in BYOL_CONFIG_FIELDS if name != "channels_last"), "ema_schedule", "optimizer",
+                    "weight_decay", "lr_schedule", "warmup_steps", "max_grad_norm", "mixed_precision", "loader_crops")
 
 __all__ = ["CHECKPOINT_FORMAT", "RunLayout", "checkpoint_contents", "find_resume_point", "load_contents",
            "resume_changes", "restore_process_state", "start_position", "write_checkpoint"]
@@ -78,7 +82,7 @@ def checkpoint_contents(*, step: int, images_seen: int, learner: torch.nn.Module
         "format": CHECKPOINT_FORMAT, "step": step, "images_seen": images_seen,
         "learner": learner.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "rng": rng[0], "rng_per_process": rng, "layout": asdict(layout),
-        "config": {k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))},
+        "config": {k: v for k, v in config.items() if _plain(v)},
     }
     if scaler is not None:
         state["scaler"] = scaler.state_dict()
@@ -89,6 +93,13 @@ def checkpoint_contents(*, step: int, images_seen: int, learner: torch.nn.Module
     if streams is not None:
         state["streams"] = streams
     return state
+
+
+def _plain(value: Any) -> bool:
+    """A value a checkpoint keeps of the config: a number, a string, ``None`` or a tuple of numbers."""
+    if isinstance(value, tuple):
+        return all(isinstance(v, (int, float)) for v in value)
+    return value is None or isinstance(value, (int, float, str, bool))
 
 
 def write_checkpoint(accelerator: Any, *, net: torch.nn.Module, learner: torch.nn.Module, optimizer: Any, step: int,
@@ -172,12 +183,29 @@ def saved_layout(state: dict[str, Any]) -> RunLayout | None:
                      float("nan"), int(config.get("num_train_steps", 0)))
 
 
-def resume_changes(state: dict[str, Any], layout: RunLayout, optimizer_name: str) -> str | None:
-    """One sentence on what this run does differently from the one that wrote ``state``, or ``None``."""
+def option_changes(saved: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """``name value instead of saved`` for each option of :data:`CHANGES_TRAINING` that ``config`` sets otherwise."""
+    changes = []
+    for name in CHANGES_TRAINING:
+        if name in saved and name in config:
+            before, now = saved[name], config[name]
+            if (tuple(before) if isinstance(before, list) else before) != now:
+                changes.append(f"{name} {now!r} instead of {before!r}")
+    return changes
+
+
+def resume_changes(state: dict[str, Any], layout: RunLayout, optimizer_name: str,
+                   config: dict[str, Any] | None = None) -> str | None:
+    """One sentence on what this run does differently from the one that wrote ``state``, or ``None``.
+
+    Args:
+        config: this run's options, compared with the saved ones (see :func:`option_changes`).
+    """
     saved = saved_layout(state)
     if saved is None:
         return None
-    step, changes = int(state["step"]), []
+    step = int(state["step"])
+    changes = option_changes(state.get("config", {}), config or {})
     if saved.processes != layout.processes:
         changes.append(f"{layout.processes} process(es) instead of {saved.processes}")
     if saved.global_batch != layout.global_batch:

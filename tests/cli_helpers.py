@@ -21,13 +21,6 @@ def tiny(*, drop: tuple[str, ...] = (), **changes: str) -> list[str]:
     return args + [s for s in TINY_SWITCHES if s not in drop]
 
 
-def reset_accelerate() -> None:
-    """Forgets Accelerate's process-wide state (for module-scoped fixtures, where the per-test fixture cannot)."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 class Capture:
     """Collects stdout/stderr inside a module-scoped fixture (capsys is per test)."""
 

@@ -14,6 +14,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from byol_pytorch import MockDataset
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, one compute thread a worker: two workers with torch's default thread count
@@ -85,18 +87,23 @@ def write_digit_folder(root: Path) -> tuple[list[Path], list[Path]]:
     return readable, broken
 
 
+def reset_accelerate_state() -> None:
+    """A new Accelerator state, as a fresh process has (accelerate keeps one per process)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 @pytest.fixture
 def fresh_accelerate_state():
-    """A new Accelerator state before and after the test (accelerate keeps one per process).
+    """A new Accelerator state before and after the test; yields the function that resets it in between.
 
     Building a trainer also sets torch's thread count; it is put back.
     """
-    from accelerate.state import AcceleratorState
-
     threads = torch.get_num_threads()
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
+    yield reset_accelerate_state
+    reset_accelerate_state()
     torch.set_num_threads(threads)
 
 
@@ -105,3 +112,44 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class OneProcessAccelerator:
+    """What the callbacks read of an ``Accelerator`` on one CPU process, recording what is logged to trackers."""
+
+    num_processes, process_index, is_main_process = 1, 0, True
+    device = torch.device("cpu")
+    scaler = None
+
+    def __init__(self) -> None:
+        self.logged: list[tuple[int, dict]] = []
+        self.printed: list[str] = []
+
+    def reduce(self, tensor: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        return tensor
+
+    def print(self, *values: object) -> None:
+        self.printed.append(" ".join(str(v) for v in values))
+
+    def init_trackers(self, project_name: str, config: dict) -> None:
+        self.tracked = (project_name, config)
+
+    def log(self, values: dict, step: int) -> None:
+        self.logged.append((step, values))
+
+
+class BreaksAfter(MockDataset):
+    """A ``MockDataset(16, length)`` whose reads after the first ``items`` raise KeyboardInterrupt (a killed
+    run) or, with ``nan``, give images of NaN."""
+
+    def __init__(self, items: int, nan: bool = False, length: int = 32) -> None:
+        super().__init__(16, length)
+        # -1: the trainer reads item 0 once when it is built, to check that it holds an image.
+        self.items, self.nan, self.read = items, nan, -1
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        self.read += 1
+        if self.read > self.items and not self.nan:
+            raise KeyboardInterrupt
+        image = super().__getitem__(index)
+        return image if self.read <= self.items else torch.full_like(image, float("nan"))

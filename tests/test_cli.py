@@ -18,13 +18,14 @@ import torchvision
 from PIL import Image
 
 from byol_pytorch import TrainerConfig
+from byol_pytorch.checkpoint import safe_load
 from byol_pytorch.cli import build_parser, main
 from byol_pytorch.cli.networks import apply_small_image_stem, default_hidden_layer, resolve_small_stem
 
 from .cli_helpers import Capture as _Capture
 from .cli_helpers import assert_usage_error as _assert_usage_error
-from .cli_helpers import reset_accelerate as _reset_accelerate
 from .cli_helpers import tiny
+from .conftest import reset_accelerate_state
 
 TINY = tiny()
 
@@ -38,11 +39,11 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One tiny training run on the built-in digits, shared by the tests that read it."""
     threads = torch.get_num_threads()
     run = tmp_path_factory.mktemp("cli") / "run"
-    _reset_accelerate()
+    reset_accelerate_state()
     capture = _Capture()
     with capture:
         code = main(["train", *TINY, "--out", str(run)])
-    _reset_accelerate()
+    reset_accelerate_state()
     torch.set_num_threads(threads)
     assert code == 0, capture.err
     return run, capture.out
@@ -105,7 +106,9 @@ def test_train_writes_a_complete_run_folder(trained_run: tuple[Path, str]) -> No
     assert monitor[-1] == _monitor_knn(net, summary["k"])
     assert summary["knn_monitor_random_init"] == _monitor_knn(untrained, summary["k"])
     assert summary["cpu_threads"] == 1 and summary["processes"] == 1 and summary["mixed_precision"] == "no"
-    assert summary["data_wait_s"] >= 0 and 0 <= summary["data_wait_fraction"] <= 1
+    # The summary's wait is the lines' waits added up, and its fraction is of the training time.
+    assert summary["data_wait_s"] == pytest.approx(sum(r["data_wait_s"] for r in records if "loss" in r), abs=1e-3)
+    assert summary["data_wait_fraction"] == pytest.approx(summary["data_wait_s"] / summary["train_time_s"], abs=2e-3)
 
     with Image.open(run / "report.png") as image:
         image.verify()
@@ -122,11 +125,28 @@ def test_an_existing_run_folder_is_refused_and_left_untouched(trained_run: tuple
     assert _digest(run) == before
 
 
+def test_the_config_is_built_once_and_its_crop_scale_is_in_run_json_checkpoints_and_a_resume_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    built = []
+    post_init = TrainerConfig.__post_init__
+    monkeypatch.setattr(TrainerConfig, "__post_init__", lambda self: (built.append(self), post_init(self)))
+    run = tmp_path / "run"
+    flags = ["--augment", "paper", "--no-final-eval", "--out", str(run)]
+    assert main(["train", *tiny(steps="2", knn_every="0"), "--crop-scale", "0.5", "1", *flags]) == 0
+    assert len(built) == 1  # from the flags to the trainer, one config
+    assert json.loads((run / "run.json").read_text())["config"]["crop_scale"] == [0.5, 1.0]
+    assert safe_load(run / "checkpoint-00000002.pt")["config"]["crop_scale"] == (0.5, 1.0)
+    reset_accelerate_state()
+    with pytest.warns(UserWarning, match=r"resuming step 2 with crop_scale \(0.3, 1.0\) instead of \(0.5, 1.0\)"):
+        assert main(["train", *tiny(steps="3", knn_every="0"), "--crop-scale", "0.3", "1", *flags, "--resume"]) == 0
+    capsys.readouterr()
+
+
 def test_resume_continues_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     assert main(["train", *tiny(steps="2", knn_every="0"), "--augment", "paper", "--no-final-eval",
                  "--out", str(run)]) == 0
-    _reset_accelerate()
+    reset_accelerate_state()
     spec_before = (run / "run.json").read_text()
     assert json.loads(spec_before)["augment"] == "paper"
     # The model flags may be left out: they come from run.json.
@@ -135,7 +155,7 @@ def test_resume_continues_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "resumed from" in capsys.readouterr().out
     assert json.loads((run / "summary.json").read_text())["steps"] == 4
     assert (run / "run.json").read_text() == spec_before
-    _reset_accelerate()
+    reset_accelerate_state()
     code = main(["train", *tiny(model="resnet34"), "--out", str(run), "--resume"])
     _assert_usage_error(code, capsys, "differs from the run being resumed")
 
@@ -343,7 +363,7 @@ def test_train_on_a_folder_scored_on_a_labelled_folder(tmp_path: Path, capsys: p
     assert main(["train", *args, "--data", str(tmp_path / "labelled"), "--eval-data", str(tmp_path / "labelled"),
                  "--out", str(run)]) == 0
     spec = json.loads((run / "run.json").read_text())
-    options = spec["trainer"]
+    options = spec["config"]
     assert (options["projection_hidden_size"], options["checkpoint_every"], options["keep_checkpoints"]) == (
         4096, "30min", 3)
     # 12 evaluation images x 0.25 / (4 images a step x 2 %): a pass every 38 steps costs under 2 % of the run.

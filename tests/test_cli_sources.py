@@ -12,7 +12,8 @@ import torch
 from byol_pytorch.cli import main
 from byol_pytorch.cli.sources import SourceError, indexed_images, source_kind
 
-from .cli_helpers import Capture, assert_usage_error, reset_accelerate, tiny
+from .cli_helpers import Capture, assert_usage_error, tiny
+from .conftest import reset_accelerate_state
 from .photo_sources import hf_dataset, label, write_parquet, write_shards
 
 COUNT = 12  # photos in every source
@@ -49,12 +50,12 @@ def trained_on_saved(sources: dict[str, str], tmp_path_factory: pytest.TempPathF
     the command line reads Parquet here, for scoring, and not in a second training run.
     """
     run = tmp_path_factory.mktemp("runs") / "saved"
-    reset_accelerate()
+    reset_accelerate_state()
     threads = torch.get_num_threads()
     with Capture() as capture:
         code = main(["train", *SHORT, "--data", sources["saved"], "--eval-data", sources["parquet"],
                      "--label-column", "kind", "--out", str(run)])
-    reset_accelerate()
+    reset_accelerate_state()
     torch.set_num_threads(threads)
     assert code == 0, capture.err
     assert f"on {COUNT} images of {sources['saved']}" in capture.out

@@ -187,13 +187,8 @@ def _seeded_resnet18() -> nn.Module:
 
 
 @pytest.fixture(autouse=True)
-def _in_tmp_and_fresh_accelerate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from accelerate.state import AcceleratorState
-
+def _in_tmp_and_fresh_accelerate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_accelerate_state) -> None:
     monkeypatch.chdir(tmp_path)
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def test_the_training_loop_improves_the_users_network(tmp_path: Path) -> None:

@@ -9,10 +9,9 @@ import pytest
 
 from byol_pytorch import BYOL
 from byol_pytorch.cli import build_parser
-from byol_pytorch.compat import BYOL_CONFIG_FIELDS
-from byol_pytorch.config import TrainerConfig
+from byol_pytorch.config import BYOL_CONFIG_FIELDS, TrainerConfig
 from byol_pytorch.errors import OptionError
-from byol_pytorch.model.defaults import MODEL_DEFAULTS
+from byol_pytorch.model.defaults import MODEL_DEFAULTS, MODEL_OPTIONS
 
 
 def test_every_option_is_described_once_in_the_config() -> None:
@@ -24,7 +23,7 @@ def test_model_options_default_to_byols_own_defaults() -> None:
     byol = inspect.signature(BYOL).parameters
     config = TrainerConfig()
     # BYOL's signature and the config both read the one place the defaults are named.
-    for name in BYOL_CONFIG_FIELDS:
+    for name in MODEL_OPTIONS:
         assert byol[name].default == getattr(MODEL_DEFAULTS, name), name
     # channels_last is on in the trainer on purpose (it also makes the weights channels-last).
     for name in (n for n in BYOL_CONFIG_FIELDS if n != "channels_last"):
@@ -80,7 +79,7 @@ def test_the_defaults_table_of_docs_trainer_matches_the_config() -> None:
     import torch
 
     from byol_pytorch.optim import LARS, optimizer_class
-    from byol_pytorch.trainer import DEFAULT_LR
+    from byol_pytorch.config import DEFAULT_LEARNING_RATES as DEFAULT_LR
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "trainer.md").read_text(encoding="utf-8")
     rows = dict(re.findall(r"^\| `([a-z_]+)` \| `([^`]*)` \| .+ \|$", text, flags=re.MULTILINE))

@@ -32,6 +32,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from .conftest import reset_accelerate_state
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -284,7 +286,17 @@ def _check_features(source: str, namespace: dict, folder: Path) -> None:
 
 
 # What a block leaves, checked after every block whose code has the marker.
+def _check_own_records(source: str, namespace: dict, folder: Path) -> None:
+    """The callback's record of every step is in metrics.jsonl, beside the loss."""
+    (run,) = re.findall(r"output_dir=['\"]([^'\"]+)['\"]", source)
+    records = [json.loads(line) for line in (folder / run / "metrics.jsonl").read_text().splitlines()]
+    steps = namespace["config"].num_train_steps
+    assert [r["step"] for r in records if "weight_norm" in r] == list(range(1, steps + 1))
+    assert all(r["weight_norm"] > 0 for r in records if "weight_norm" in r)
+
+
 CHECKS = {
+    "callbacks=[": _check_own_records,
     "torch.save(net.state_dict(), './improved-net.pt')": _check_saved_loop_network,
     "BYOLTrainer(": _check_run_folders,
     "return_projection=False": _check_embedding,
@@ -310,21 +322,19 @@ def one_thread():
 
 @pytest.mark.parametrize("block", RUN, ids=lambda block: block.name)
 def test_block_runs(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread) -> None:
-    from accelerate.state import AcceleratorState
-
     monkeypatch.chdir(tmp_path)
     _photos(tmp_path / "photos")  # the folder the photo-folder blocks read
     code = script(block)
     # Each block is a script of its own: a new process, so a new Accelerator state.
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
     if "'runs/mine'" in code:  # the run folder the after-training blocks load: one tiny run on the photos
         _tiny_run(tmp_path / "runs" / "mine")
-        AcceleratorState._reset_state(reset_partial_state=True)
+        reset_accelerate_state()
     namespace: dict = {"__name__": "__main__"}
     try:
         exec(compile(code, str(block.page), "exec"), namespace)  # noqa: S102 - our own docs
     finally:
-        AcceleratorState._reset_state(reset_partial_state=True)
+        reset_accelerate_state()
     for marker, check in CHECKS.items():
         if marker in code:
             check(code, namespace, tmp_path)

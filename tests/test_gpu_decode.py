@@ -64,16 +64,14 @@ def test_a_file_that_fails_to_decode_takes_another_images_views(tmp_path: Path,
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_the_trainer_decodes_jpegs_on_the_device(tmp_path: Path, device: str) -> None:
-    from accelerate.state import AcceleratorState
-
     from byol_pytorch import BYOLTrainer
 
-    from .conftest import tiny_cnn
+    from .conftest import reset_accelerate_state, tiny_cnn
 
     folder = _smooth_photos(tmp_path / "photos", count=8)
     losses = {}
     for gpu_decode in (True, False):
-        AcceleratorState._reset_state(reset_partial_state=True)
+        reset_accelerate_state()
         torch.manual_seed(0)
         try:
             trainer = BYOLTrainer(tiny_cnn(), ImageFolderDataset(folder, 16), 16, gpu_decode=gpu_decode,
@@ -86,7 +84,7 @@ def test_the_trainer_decodes_jpegs_on_the_device(tmp_path: Path, device: str) ->
             assert isinstance(batch, EncodedBatch) == gpu_decode
             trainer()
         finally:
-            AcceleratorState._reset_state(reset_partial_state=True)
+            reset_accelerate_state()
         assert trainer.step == 2
         losses[gpu_decode] = [r["loss"] for r in trainer.history if "loss" in r]
     # The same crops from the same draws; only the resampler differs (torch on the device, PIL in the workers).

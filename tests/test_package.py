@@ -32,7 +32,8 @@ HOMES = {
     "PhotoDataset": "byol_pytorch.data",
     "PhotoTransform": "byol_pytorch.data",
     "TrainingStream": "byol_pytorch.data",
-    "BYOLTrainer": "byol_pytorch.trainer",
+    "BYOLTrainer": "byol_pytorch.training",
+    "TrainerCallback": "byol_pytorch.training",
     "TrainerConfig": "byol_pytorch.config",
     "load_network": "byol_pytorch.pretrained",
 }
@@ -47,7 +48,7 @@ def test_model_side_does_not_import_accelerate_until_the_trainer_is_asked_for() 
         "     projection_hidden_size=8)\n"
         "assert 'accelerate' not in sys.modules, 'accelerate was imported'\n"
         "trainer = byol_pytorch.BYOLTrainer\n"
-        "assert 'accelerate' in sys.modules and trainer is sys.modules['byol_pytorch.trainer'].BYOLTrainer\n"
+        "assert 'accelerate' in sys.modules and trainer is sys.modules['byol_pytorch.training'].BYOLTrainer\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

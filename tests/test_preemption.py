@@ -78,7 +78,7 @@ def train_in_process(run: Path, steps: int = STEPS, resume: bool = False) -> tup
 def signal_after(monkeypatch: pytest.MonkeyPatch):
     """Makes this process send itself a signal after a step (as BYOL_FAULT=signal:0:STEP:NAME:self)."""
     def arm(step: int, name: str) -> None:
-        monkeypatch.setattr(BYOLTrainer, "_after_optimizer_step", BYOLTrainer._after_optimizer_step)
+        monkeypatch.setattr(BYOLTrainer, "_step_end", BYOLTrainer._step_end)
         faulty_cli.signal_after_step(0, step, name, "self")
     return arm
 
@@ -116,13 +116,13 @@ def test_a_signal_saves_the_step_it_stopped_after_and_resume_equals_an_uninterru
 def test_handlers_are_installed_only_while_training_and_can_be_left_out(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Any] = []
-    original = BYOLTrainer._after_optimizer_step
+    original = BYOLTrainer._step_end
 
     def looking(self: BYOLTrainer, *args: Any) -> None:
         seen.append(signal.getsignal(signal.SIGTERM))
         original(self, *args)
 
-    monkeypatch.setattr(BYOLTrainer, "_after_optimizer_step", looking)
+    monkeypatch.setattr(BYOLTrainer, "_step_end", looking)
     before = signal.getsignal(signal.SIGTERM)
     trainer = preempt_run.build_trainer(tmp_path / "on", 1, False)
     trainer()
@@ -133,7 +133,7 @@ def test_handlers_are_installed_only_while_training_and_can_be_left_out(tmp_path
 
 def test_a_second_signal_stops_at_once_and_a_repeat_within_the_window_does_not(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = BYOLTrainer._after_optimizer_step
+    original = BYOLTrainer._step_end
 
     def twice(self: BYOLTrainer, *args: Any) -> None:
         original(self, *args)
@@ -141,7 +141,7 @@ def test_a_second_signal_stops_at_once_and_a_repeat_within_the_window_does_not(
             os.kill(os.getpid(), signal.SIGINT)
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(BYOLTrainer, "_after_optimizer_step", twice)
+    monkeypatch.setattr(BYOLTrainer, "_step_end", twice)
     with pytest.raises(TrainingStopped):  # the repeat came within REPEAT_WINDOW_S: one request
         preempt_run.build_trainer(tmp_path / "repeat", STEPS, False)()
     monkeypatch.setattr(preemption, "REPEAT_WINDOW_S", 0.0)

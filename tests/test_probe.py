@@ -13,9 +13,9 @@ from byol_pytorch.checkpoint import safe_load
 from byol_pytorch.metrics import load_metrics
 from byol_pytorch.probe import OnlineProbe, count_classes
 from byol_pytorch.report import draw_report
+from byol_pytorch.training.callbacks import OnlineProbing
 
-from .conftest import assert_same_state, state_copy, tiny_cnn
-from .test_trainer import CrashAfter
+from .conftest import BreaksAfter, assert_same_state, reset_accelerate_state, state_copy, tiny_cnn
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
@@ -34,6 +34,12 @@ class DarkAndBright(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         noise = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(index))
         return (0.2 * noise if index % 2 == 0 else 0.8 + 0.2 * noise), index % 2
+
+
+def _probe(trainer: BYOLTrainer) -> OnlineProbe:
+    """The probe the trainer's OnlineProbing callback trained."""
+    (probing,) = [cb for cb in trainer.callbacks if isinstance(cb, OnlineProbing)]
+    return probing.probe
 
 
 def _run(tmp_path: Path, name: str, steps: int = 4, **kwargs: object) -> tuple[BYOLTrainer, list[list]]:
@@ -89,13 +95,11 @@ def test_probe_accuracy_is_logged_to_metrics_tensorboard_and_the_report(tmp_path
 def test_a_resumed_run_continues_the_probe_exactly(tmp_path: Path) -> None:
     whole, _ = _run(tmp_path, "whole", probe_dataset=Labelled(16, 20, seed=3))
     with pytest.raises(KeyboardInterrupt):  # dies fetching step 3's batch, after the step-2 checkpoint
-        _run(tmp_path, "cut", probe_dataset=Labelled(16, 20, seed=3), dataset=CrashAfter(items=8))
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+        _run(tmp_path, "cut", probe_dataset=Labelled(16, 20, seed=3), dataset=BreaksAfter(8))
+    reset_accelerate_state()
     resumed, _ = _run(tmp_path, "cut", steps=4, probe_dataset=Labelled(16, 20, seed=3), resume=True)
     assert_same_state(state_copy(whole.net), state_copy(resumed.net))
-    assert_same_state(whole.probe.classifier.state_dict(), resumed.probe.classifier.state_dict())
+    assert_same_state(_probe(whole).classifier.state_dict(), _probe(resumed).classifier.state_dict())
 
 
 def test_the_probe_learns_a_separable_task() -> None:

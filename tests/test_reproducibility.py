@@ -15,6 +15,8 @@ import torch
 from byol_pytorch.cli import main
 from byol_pytorch.devices import resolve_mixed_precision
 
+from .conftest import reset_accelerate_state
+
 IMAGE_SIZES = (16, 32)
 
 
@@ -29,14 +31,12 @@ def train_in_a_new_process(out: Path, image_size: int) -> None:
 
 
 def train_in_this_process(out: Path, image_size: int) -> None:
-    from accelerate.state import AcceleratorState
-
     threads = torch.get_num_threads()
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
     try:
         assert main(arguments(out, image_size)) == 0
     finally:
-        AcceleratorState._reset_state(reset_partial_state=True)
+        reset_accelerate_state()
         torch.set_num_threads(threads)
 
 

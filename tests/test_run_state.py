@@ -11,7 +11,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from byol_pytorch.metrics import SUPERSEDED_FILE, load_metrics, set_aside_records_after
 from byol_pytorch.optim import warmup_cosine
-from byol_pytorch.run_state import RunLayout, load_contents, resume_changes, start_position
+from byol_pytorch.run_state import RunLayout, load_contents, option_changes, resume_changes, start_position
 
 
 def schedule(total: int, lr: float = 0.1) -> tuple[torch.nn.Module, torch.optim.Optimizer, LambdaLR]:
@@ -71,3 +71,13 @@ def test_records_past_the_resumed_step_are_set_aside(tmp_path: Path) -> None:
     assert [r["step"] for r in load_metrics(tmp_path)] == [5, 10]
     assert (tmp_path / SUPERSEDED_FILE).read_text().splitlines() == lines[2:]
     assert set_aside_records_after(tmp_path, 10) == 0 and set_aside_records_after(tmp_path / "none", 0) == 0
+
+
+def test_options_that_change_training_are_named_when_a_resume_changes_them() -> None:
+    saved = {"crop_scale": [0.5, 1.0], "mean": None, "seed": 1}  # an older checkpoint has no token_pool
+    assert option_changes(saved, {"crop_scale": (0.5, 1.0), "mean": None, "seed": 2, "token_pool": "mean"}) == []
+    assert option_changes(saved, {"crop_scale": (0.3, 1.0), "mean": (0.5,)}) == [
+        "crop_scale (0.3, 1.0) instead of [0.5, 1.0]", "mean (0.5,) instead of None"]
+    state = {"step": 5, "config": {"batch_size": 8, "optimizer": "adam"}, "rng": {}}
+    assert resume_changes(state, RunLayout(1, 8, 1, float("nan"), 0), "adam", {"optimizer": "sgd"}) == (
+        "resuming step 5 with optimizer 'sgd' instead of 'adam'")

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "byol_pytorch"
-MAX_FUNCTION_LINES = 60
+MAX_BODY_LINES = 50  # a function's body, its signature and docstring aside
 
 
 def _module_name(path: Path) -> str:
@@ -64,15 +64,28 @@ def test_no_module_imports_back_into_one_that_imports_it() -> None:
         if start not in done:
             visit(start, [start], done)
     assert cycles == []
-    assert "byol_pytorch.trainer" in graph["byol_pytorch.cli.train"]  # the graph sees imports inside functions
+    assert "byol_pytorch.training" in graph["byol_pytorch.cli.train"]  # the graph sees imports inside functions
 
 
-def test_no_function_is_longer_than_a_screen() -> None:
+def _body_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of ``node``'s body after its docstring (nested functions count in their parent)."""
+    body = node.body
+    if len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]
+    return node.end_lineno - body[0].lineno + 1  # type: ignore[operator]
+
+
+def test_no_function_body_is_longer_than_a_screen() -> None:
     long = []
     for name, path in _modules().items():
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
-                if lines > MAX_FUNCTION_LINES:
-                    long.append(f"{name}.{node.name}: {lines} lines")
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _body_lines(node) > MAX_BODY_LINES:
+                long.append(f"{name}.{node.name}: {_body_lines(node)} lines")
     assert long == []
+
+
+def test_the_measure_counts_the_body_alone() -> None:
+    source = 'def f(\n    a,\n    b,\n):\n    """Doc.\n\n    More.\n    """\n    x = a\n    return x + b\n'
+    (node,) = ast.parse(source).body
+    assert _body_lines(node) == 2  # type: ignore[arg-type]

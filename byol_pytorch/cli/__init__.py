@@ -88,9 +88,6 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
                        help="the views: 'paper' (BYOL's pipelines for photos) or 'digits' (for centred characters: "
                             "no flips or colour, crops keeping 80-100%% of the image, small rotations and shifts); "
                             "default: auto, 'digits' on the built-in digits, else 'paper'")
-    train.add_argument("--crop-scale", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
-                       help="area range of the views' random crops, as fractions of the image (default: the "
-                            "paper's 0.08 1 for 'paper' views, from 64 px up; 0.2 1 below)")
     train.add_argument("--final-eval", action=argparse.BooleanOptionalAction, default=True,
                        help="at the end, score the trained network against its random initialisation "
                             "(kNN and linear probe; default: on)")

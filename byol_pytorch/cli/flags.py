@@ -146,6 +146,9 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: dict[str, Any] |
         elif bool in members:
             group.add_argument(*flags, dest=name, default=default, nargs="?", const=True, metavar="PATH",
                                type=_value_parser(members, optional), help=text)
+        elif field.metadata.get("nargs"):
+            group.add_argument(*flags, dest=name, default=default, nargs=field.metadata["nargs"], type=float,
+                               metavar=field.metadata.get("metavar", "X"), help=text)
         elif field.metadata.get("choices"):
             group.add_argument(*flags, dest=name, default=default, choices=field.metadata["choices"],
                                help=text + " (default: %(default)s)")

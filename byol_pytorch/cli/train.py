@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..config import TrainerConfig
+from ..config import TrainerConfig, check_options
 from ..data import UnreadableReports
 from ..devices import set_cpu_threads
 from ..errors import ImageSizeError
@@ -36,7 +36,7 @@ class TrainJob:
     """Everything ``train`` decided before training: checked on every process, nothing written yet."""
 
     args: argparse.Namespace
-    options: dict[str, Any]  # the trainer's keywords: TrainerConfig fields, and BYOL arguments such as crop_scale
+    config: TrainerConfig  # the trainer's options, built once from the flags
     spec: dict[str, Any]  # run.json
     net: nn.Module
     train_set: Dataset
@@ -105,7 +105,7 @@ def _plan(args: argparse.Namespace) -> TrainJob:
     train_set = training_set(args.data, size, batch_size=options["batch_size"], rank=state.process_index,
                              world_size=state.num_processes, image_key=options["image_key"], seed=options["seed"],
                              shuffle_buffer=options["shuffle_buffer"], reports=reports)
-    if args.crop_scale is not None and spec["augment"] != "paper":
+    if options["crop_scale"] is not None and spec["augment"] != "paper":
         raise CLIError(f"--crop-scale sets the crops of the 'paper' views; these are the {spec['augment']!r} views "
                        "(--augment paper to use it)")
     eval_sets = None
@@ -115,12 +115,10 @@ def _plan(args: argparse.Namespace) -> TrainJob:
     threads = set_cpu_threads(args.threads) if state.device.type == "cpu" else None
     if options["knn_every"] is None:
         options["knn_every"] = monitor_interval(eval_sets, options["batch_size"])
-    options.update(output_dir=str(run_dir), hidden_layer=spec["hidden_layer"])
-    spec["trainer"] = {name: list(value) if isinstance(value, tuple) else value for name, value in options.items()}
-    if args.crop_scale is not None:
-        options["crop_scale"] = tuple(args.crop_scale)  # a BYOL argument, which the trainer passes on
+    config = TrainerConfig.from_kwargs(**{**options, "output_dir": str(run_dir), "hidden_layer": spec["hidden_layer"]})
+    spec["config"] = config.to_dict()
     state.wait_for_everyone()  # every process has checked the folder before the main one writes to it
-    return TrainJob(args, options, spec, net, train_set, eval_sets, run_dir, state, threads)
+    return TrainJob(args, config, spec, net, train_set, eval_sets, run_dir, state, threads)
 
 
 # What one kNN monitor pass costs per evaluation image, as a share of a training step's cost per image: 0.036
@@ -147,7 +145,7 @@ def _continue_previous(args: argparse.Namespace, options: dict[str, Any], previo
     for key in ("data", "eval_data"):
         if getattr(args, key) is None and previous.get(key):
             setattr(args, key, previous[key])
-    recorded = previous.get("trainer", {})
+    recorded = previous.get("config", {})
     defaults = run_defaults(on_digits=args.data is None)
     for name in DATA_RUN_DEFAULTS:
         if getattr(args, name) is None:  # not given on this command line
@@ -155,7 +153,7 @@ def _continue_previous(args: argparse.Namespace, options: dict[str, Any], previo
 
 
 def _checked_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The trainer options of the flags, validated (an out-of-range one raises OptionError, naming it)."""
+    """The trainer options of the flags, checked (an out-of-range one raises OptionError, naming it)."""
     if args.simsiam:
         args.use_momentum = False
     options = config_options(args)
@@ -164,15 +162,15 @@ def _checked_options(args: argparse.Namespace) -> dict[str, Any]:
     for name, default in run_defaults(on_digits=args.data is None).items():
         if options[name] is None:
             options[name] = default
-    # Placeholders for the options decided later from the run folder, the model and the evaluation images.
-    TrainerConfig.from_kwargs(**{**options, "output_dir": "unused", "hidden_layer": 0,
-                                 "knn_every": options["knn_every"] or 0})
+    # Before the data are read; the config itself is built once the run folder and the evaluation images are known
+    # (knn_every: decided from the evaluation images where not given).
+    check_options({**options, "knn_every": options["knn_every"] or 0})
     check_trackers(options["log_with"])
     return options
 
 
 def _build_trainer(job: TrainJob) -> Any:
-    from ..trainer import BYOLTrainer  # accelerate: loaded only to train
+    from ..training import BYOLTrainer  # accelerate: loaded only to train
 
     size = job.spec["image_size"]
     views: dict[str, Any] = {}
@@ -181,7 +179,7 @@ def _build_trainer(job: TrainJob) -> Any:
         views = {"augment_fn": view_1, "augment_fn2": view_2, "normalize": True}
     monitor = job.eval_sets.whole if job.eval_sets else None
     try:
-        return BYOLTrainer(job.net, job.train_set, size, eval_dataset=monitor, **views, **job.options)
+        return BYOLTrainer(job.net, job.train_set, size, config=job.config, eval_dataset=monitor, **views)
     except ImageSizeError as err:
         raise CLIError(f"--image-size {size}: {job.spec['model']}: {first_line(err)}") from err
 
@@ -200,7 +198,7 @@ def _remove_untrained_run_dir(run_dir: Path) -> None:
 
 
 def _announcement(job: TrainJob) -> str:
-    spec, options, state = job.spec, job.options, job.state
+    spec, config, state = job.spec, job.config, job.state
     data_name = "the built-in digits" if job.on_digits else job.args.data
     if state.num_processes > 1:
         where = f"{state.num_processes} processes"
@@ -208,7 +206,7 @@ def _announcement(job: TrainJob) -> str:
         where = str(state.device) + (f", {job.threads} thread{'s' if job.threads != 1 else ''}" if job.threads else "")
     stem = ", small-image stem" if spec["small_image_stem"] else ""
     return (f"BYOL: {spec['model']} ({spec['hidden_layer']!r} features{stem}) on {image_count(job.train_set)} of "
-            f"{data_name} at {spec['image_size']} px; {options['num_train_steps']} steps of {options['batch_size']} "
+            f"{data_name} at {spec['image_size']} px; {config.num_train_steps} steps of {config.batch_size} "
             f"on {where}; run folder {job.run_dir}")
 
 
@@ -248,13 +246,13 @@ def _training_summary(job: TrainJob, trainer: Any, times: TrainTimes, metrics: l
 
 def _score(job: TrainJob, trainer: Any, summary: dict[str, Any]) -> dict[str, dict[str, float]]:
     """kNN and linear-probe top-1 of the trained network and its random initialisation, added to ``summary``."""
-    sets, k = job.eval_sets, job.options["knn_k"]
+    sets, k = job.eval_sets, job.config.knn_k
     assert sets is not None
     print(f"scoring the trained network and its random initialisation on {sets.description()} ...", flush=True)
     device = job.state.device
     scores = score_backbones(job.spec, trainer.net, sets.bank, sets.query, k=k, device=device,
-                             progress=job.options["progress"])
-    if job.options["knn_every"]:
+                             progress=job.config.progress)
+    if job.config.knn_every:
         summary["knn_monitor_random_init"] = monitor_baseline(job.spec, sets.whole, k, device)
     summary.update({
         "eval_data": job.args.eval_data or "digits",

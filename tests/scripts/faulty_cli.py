@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, Callable
 from byol_pytorch import checkpoint
 from byol_pytorch.cli import main
 from byol_pytorch.trainer import BYOLTrainer
+from byol_pytorch.training.callbacks import checkpoints
 
 
 def die() -> None:
@@ -67,18 +68,18 @@ def kill_while_writing(name: str, occurrence: int, at: str) -> None:
 
 
 def kill_rank_at_checkpoint(rank: int, step: int) -> None:
-    original = BYOLTrainer.save_checkpoint
+    original = checkpoints.save_checkpoint
 
-    def faulty(self: BYOLTrainer, *args: Any, **kwargs: Any) -> Any:
-        if self.accelerator.process_index == rank and self.step == step:
+    def faulty(trainer: BYOLTrainer, *args: Any, **kwargs: Any) -> Any:
+        if trainer.accelerator.process_index == rank and trainer.step == step:
             die()
-        return original(self, *args, **kwargs)
+        return original(trainer, *args, **kwargs)
 
-    BYOLTrainer.save_checkpoint = faulty  # type: ignore[method-assign]
+    checkpoints.save_checkpoint = faulty  # what the SaveCheckpoints callback calls
 
 
 def signal_after_step(rank: int, step: int, name: str, target: str) -> None:
-    original = BYOLTrainer._after_optimizer_step
+    original = BYOLTrainer._step_end
     signum = getattr(signal, f"SIG{name}")
 
     def faulty(self: BYOLTrainer, *args: Any, **kwargs: Any) -> Any:
@@ -90,7 +91,7 @@ def signal_after_step(rank: int, step: int, name: str, target: str) -> None:
                 os.kill(os.getppid() if target == "parent" else os.getpid(), signum)
         return result
 
-    BYOLTrainer._after_optimizer_step = faulty  # type: ignore[method-assign]
+    BYOLTrainer._step_end = faulty  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

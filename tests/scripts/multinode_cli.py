@@ -15,6 +15,7 @@ import torch
 
 from byol_pytorch.cli import main
 from byol_pytorch.trainer import BYOLTrainer
+from byol_pytorch.training.callbacks import checkpoints
 
 _train = BYOLTrainer.__call__
 
@@ -29,18 +30,18 @@ def _train_and_dump(self: BYOLTrainer) -> torch.nn.Module:
     return net
 
 
-_save = BYOLTrainer.save_checkpoint
+_save = checkpoints.save_checkpoint
 
 
-def _save_then_stop(self: BYOLTrainer, *args: object) -> object:
+def _save_then_stop(trainer: BYOLTrainer, *args: object, **kwargs: object) -> object:
     """Saves, then interrupts every process at step ``$BYOL_STOP_AT`` as a Ctrl-C would."""
-    path = _save(self, *args)
-    if self.step == int(os.environ.get("BYOL_STOP_AT", "0")):
+    path = _save(trainer, *args, **kwargs)
+    if trainer.step == int(os.environ.get("BYOL_STOP_AT", "0")):
         raise KeyboardInterrupt
     return path
 
 
 if __name__ == "__main__":
     BYOLTrainer.__call__ = _train_and_dump
-    BYOLTrainer.save_checkpoint = _save_then_stop
+    checkpoints.save_checkpoint = _save_then_stop  # what the SaveCheckpoints callback calls
     sys.exit(main(sys.argv[1:]))

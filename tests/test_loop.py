@@ -1,8 +1,13 @@
+"""The training loop (byol_pytorch/training/loop.py): steps, checkpoints, resume, the events callbacks get."""
+
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -11,12 +16,13 @@ import pytest
 import torch
 from torch import nn
 
-from byol_pytorch import BYOLTrainer, MockDataset, NonFiniteLossError
+from byol_pytorch import BYOLTrainer, MockDataset, NonFiniteLossError, TrainerCallback, TrainerConfig
 from byol_pytorch.checkpoint import atomic_save, list_checkpoints, safe_load
 from byol_pytorch.distributed import convert_sync_batchnorm
+from byol_pytorch.training.callbacks import SaveCheckpoints, StopOnSignal
 
 from . import forked
-from .conftest import assert_same_state, state_copy, tiny_cnn
+from .conftest import BreaksAfter, assert_same_state, free_port, state_copy, tiny_cnn
 
 SCRIPTS = Path(__file__).parent / "scripts"
 pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
@@ -55,23 +61,10 @@ def test_no_checkpoint_at_step_zero_and_last_step_is_saved(tmp_path: Path) -> No
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["checkpoint-00000003.pt"]
 
 
-class CrashAfter(MockDataset):
-    def __init__(self, items: int) -> None:
-        super().__init__(16, 32)
-        # -1: the trainer reads item 0 once when it is built, to check that it holds an image.
-        self.items, self.read = items, -1
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        self.read += 1
-        if self.read > self.items:
-            raise KeyboardInterrupt
-        return super().__getitem__(index)
-
-
 def test_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     full = _trainer(tmp_path / "a", steps=6)
     full()
-    first = _trainer(tmp_path / "b", steps=6, dataset=CrashAfter(items=16))
+    first = _trainer(tmp_path / "b", steps=6, dataset=BreaksAfter(16))
     with pytest.raises(KeyboardInterrupt):
         first()  # dies fetching step 5's batch, after the step-4 checkpoint
     resumed = _trainer(tmp_path / "b", steps=6, resume=True)
@@ -164,22 +157,8 @@ def test_bf16_on_cpu_runs_the_network_under_bf16_autocast(tmp_path: Path) -> Non
                for v in state.values() if v.is_floating_point())
 
 
-class NaNAfter(MockDataset):
-    """Images turn to NaN after `good` items have been read."""
-
-    def __init__(self, good: int) -> None:
-        super().__init__(16, 64)
-        # -1: the trainer reads item 0 once when it is built, to check that it holds an image.
-        self.good, self.read = good, -1
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        self.read += 1
-        image = super().__getitem__(index)
-        return image if self.read <= self.good else torch.full_like(image, float("nan"))
-
-
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
-    trainer = _trainer(tmp_path, steps=6, dataset=NaNAfter(good=8))
+    trainer = _trainer(tmp_path, steps=6, dataset=BreaksAfter(8, nan=True, length=64))
     with pytest.raises(NonFiniteLossError, match="NaN or infinite by step 3"):
         trainer()
     checkpoints = list_checkpoints(tmp_path / "run")
@@ -354,7 +333,7 @@ def test_every_step_runs_at_its_scheduled_rate_and_logs_it(tmp_path: Path) -> No
 def test_resumed_schedule_continues_where_it_stopped(tmp_path: Path) -> None:
     RecordingSGD.rates = []
     first = _trainer(tmp_path, steps=8, optimizer_klass=RecordingSGD, learning_rate=0.1, warmup_steps=4,
-                     dataset=CrashAfter(items=16))
+                     dataset=BreaksAfter(16))
     with pytest.raises(KeyboardInterrupt):
         first()
     RecordingSGD.rates = []
@@ -376,7 +355,8 @@ def test_logged_tau_is_the_decay_the_step_used(tmp_path: Path) -> None:
 
 
 def test_non_finite_loss_is_caught_at_the_logging_step_not_the_checkpoint(tmp_path: Path) -> None:
-    trainer = _trainer(tmp_path, steps=40, dataset=NaNAfter(good=8), checkpoint_every=1000, log_every=1)
+    trainer = _trainer(tmp_path, steps=40, dataset=BreaksAfter(8, nan=True, length=64), checkpoint_every=1000,
+                       log_every=1)
     with pytest.raises(NonFiniteLossError, match="NaN or infinite by step 3"):
         trainer()
     assert trainer.step == 3
@@ -407,9 +387,10 @@ def test_folders_train_on_loader_crops_sent_as_uint8(tmp_path: Path) -> None:
     assert {v.view_1.dtype for v in seen} == {v.view_2.dtype for v in seen} == {torch.uint8}
     assert seen[0].view_1.shape == (4, 3, 16, 16)
     assert dataset.views is None  # the user's dataset is left as it was
-    record = trainer.history[-1]
-    assert record["data_wait_s"] >= 0 and 0 <= record["data_wait_fraction"] <= 1
-    assert trainer.data_wait_s >= record["data_wait_s"]
+    # Every batch was waited for (the folder's photos are read and decoded) and each wait is in one line.
+    records = [r for r in trainer.history if "loss" in r]
+    assert all(r["data_wait_s"] > 0 and 0 < r["data_wait_fraction"] <= 1 for r in records)
+    assert sum(r["data_wait_s"] for r in records) == pytest.approx(trainer.data_wait_s)
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -478,3 +459,74 @@ def test_checkpoint_every_a_duration_saves_by_training_time(tmp_path: Path) -> N
     trainer()
     assert [p.name for p in list_checkpoints(tmp_path / "tick" / "run")] == [
         "checkpoint-00000002.pt", "checkpoint-00000004.pt"]
+
+
+# --- the events a callback gets, and the config as the one door -----------------------------------------
+
+SHORT = {**FAST, "num_train_steps": 3}
+CALLBACK_SCRIPT = SCRIPTS / "callback_steps.py"
+_spec = importlib.util.spec_from_file_location("callback_steps", CALLBACK_SCRIPT)
+callback_steps = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(callback_steps)
+
+
+def _expected_events(steps: int, checkpoint_every: int, batches_per_step: int) -> list[list]:
+    """What the recorder of ``scripts/callback_steps.py`` should see: each event with the right step."""
+    events: list[list] = [["train_begin", 0]]
+    for step in range(1, steps + 1):
+        events += [["batch_end", step - 1]] * batches_per_step
+        events += [["save", step]] if step % checkpoint_every == 0 or step == steps else []
+        events += [["step_end", step], ["log", step]]
+    return [*events, ["train_end", steps]]
+
+
+def _check_recorded(out: Path, rank: int, processes: int) -> None:
+    seen = json.loads((out / f"events{rank}.json").read_text())
+    assert seen["processes"] == processes
+    assert seen["events"] == _expected_events(callback_steps.STEPS, 2, batches_per_step=2)
+    assert seen["history"] == list(range(1, callback_steps.STEPS + 1))
+
+
+def test_a_user_callback_sees_every_event_with_its_step(tmp_path: Path) -> None:
+    callback_steps.main(tmp_path)
+    _check_recorded(tmp_path, 0, 1)
+    own = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["own"] for r in own if "own" in r] == [10 * s for s in range(1, callback_steps.STEPS + 1)]
+
+
+def test_a_user_callback_sees_every_step_on_two_processes(tmp_path: Path) -> None:
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(free_port())]
+    result = subprocess.run([*launch, str(CALLBACK_SCRIPT), str(tmp_path)], env=env, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for rank in (0, 1):
+        _check_recorded(tmp_path, rank, 2)
+
+
+def test_a_config_is_the_one_door_and_keywords_go_on_top(tmp_path: Path) -> None:
+    config = TrainerConfig(**SHORT, output_dir=str(tmp_path / "a"), crop_scale=(0.5, 1.0))
+    torch.manual_seed(0)
+    trainer = BYOLTrainer(tiny_cnn(), MockDataset(16, 16), 16, config=config)
+    assert trainer.config is config and trainer.learner.crop_spec.scale == (0.5, 1.0)
+    torch.manual_seed(0)
+    keywords = BYOLTrainer(tiny_cnn(), MockDataset(16, 16), 16, **{**SHORT, "output_dir": str(tmp_path / "b"),
+                                                                    "crop_scale": (0.5, 1.0)})
+    assert keywords.config == TrainerConfig(**{**SHORT, "output_dir": str(tmp_path / "b"), "crop_scale": (0.5, 1.0)})
+    on_top = BYOLTrainer(tiny_cnn(), MockDataset(16, 16), 16, config=config, batch_size=2)
+    assert on_top.config.batch_size == 2 and config.batch_size == 4  # the caller's config is left as it was
+    # The same options give the same run, whichever door they came through.
+    assert all(torch.equal(a, b) for a, b in zip(state_copy(trainer()).values(), state_copy(keywords()).values()))
+    with pytest.raises(TypeError, match="config must be a TrainerConfig, got dict"):
+        BYOLTrainer(tiny_cnn(), MockDataset(16, 16), 16, config=dict(SHORT))
+
+
+def test_callbacks_run_after_the_trainers_own_and_must_be_callbacks(tmp_path: Path) -> None:
+    mine = TrainerCallback()
+    trainer = BYOLTrainer(tiny_cnn(), MockDataset(16, 16), 16, callbacks=[mine], output_dir=str(tmp_path), **SHORT)
+    order = list(trainer.callbacks)
+    assert isinstance(order[0], StopOnSignal) and isinstance(order[-2], SaveCheckpoints) and order[-1] is mine
+    with pytest.raises(TypeError, match="callbacks must be TrainerCallback instances, got function"):
+        BYOLTrainer(tiny_cnn(), MockDataset(16, 16), 16, callbacks=[lambda *a: None], output_dir=str(tmp_path), **SHORT)

@@ -1,4 +1,4 @@
-"""byol-pytorch 0.9's trainer keywords: checkpoint_folder and the three dicts, merged with our own keywords."""
+"""training/options.py: a config, keywords and byol-pytorch 0.9's dicts made into one config, once."""
 
 from __future__ import annotations
 
@@ -12,13 +12,7 @@ from torch import nn
 from byol_pytorch import BYOLTrainer, MockDataset
 from byol_pytorch.model.heads import HeadBatchNorm
 
-from .conftest import tiny_cnn
-
-
-def _reset_accelerate() -> None:
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+from .conftest import reset_accelerate_state, tiny_cnn
 
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
@@ -132,7 +126,7 @@ def test_accelerator_kwargs_override_our_defaults(tmp_path: Path) -> None:
     acc = trainer.accelerator
     assert acc.device.type == "cpu" and acc.mixed_precision == "no" and trainer.config.mixed_precision == "no"
     assert acc.ddp_handler is handler  # the user's handler replaces ours of the same class
-    _reset_accelerate()
+    reset_accelerate_state()
     accumulating = _trainer(tmp_path, accelerator_kwargs={"gradient_accumulation_steps": 2})
     assert accumulating.accelerator.gradient_accumulation_steps == 2
     assert accumulating.config.gradient_accumulation_steps == 2
@@ -167,7 +161,9 @@ def test_every_byol_argument_is_a_trainer_keyword(tmp_path: Path) -> None:
     assert (learner.normalize.mean, learner.normalize.std) == ((0.1, 0.2, 0.3), (0.5, 0.5, 0.5))
     assert learner.online_encoder.spatial_pool == "flatten" and learner.online_encoder.token_pool == "mean"
     assert learner.online_encoder.mode == "hook"  # trace=False: no FX graph
-    assert "crop_scale" not in trainer.config.to_dict()  # not a TrainerConfig field: it went to BYOL
+    # The options that change training are the config's, so run.json and the checkpoints hold them.
+    assert trainer.config.crop_scale == (0.5, 1.0) and trainer.config.mean == (0.1, 0.2, 0.3)
+    assert (trainer.config.spatial_pool, trainer.config.token_pool) == ("flatten", "mean")
 
 
 def test_a_byol_keyword_given_twice_must_agree(tmp_path: Path) -> None:
@@ -219,24 +215,24 @@ def test_a_learner_built_by_the_caller_takes_no_byol_arguments_here(tmp_path: Pa
 
 
 def test_one_function_turns_every_route_into_one_config() -> None:
-    from byol_pytorch.compat import trainer_arguments
+    from byol_pytorch.training.options import resolve_options
 
     options = {"batch_size": 8, "crop_scale": (0.3, 1.0)}
     byol_kwargs = {"projection_size": 32, "augment_fn": None, "mean": (0.5, 0.5, 0.5)}
     optimizer_kwargs = {"lr": 1e-3, "betas": (0.9, 0.99)}
     accelerator_kwargs = {"mixed_precision": "no", "cpu": True}
     given = [dict(options), dict(byol_kwargs), dict(optimizer_kwargs), dict(accelerator_kwargs)]
-    args = trainer_arguments(options, image_size=16, prebuilt=None,
+    args = resolve_options(None, options, image_size=16, prebuilt=None,
                              views={"augment_fn": None, "augment_fn2": None, "normalize": None},
                              checkpoint_folder="./old-style", byol_kwargs=byol_kwargs,
                              optimizer_kwargs=optimizer_kwargs, accelerator_kwargs=accelerator_kwargs)
     c = args.config
     assert (c.batch_size, c.projection_size, c.learning_rate, c.mixed_precision, c.output_dir) == (
         8, 32, 1e-3, "no", "./old-style")
-    assert args.byol_extra == {"crop_scale": (0.3, 1.0), "mean": (0.5, 0.5, 0.5)}
+    assert (c.crop_scale, c.mean) == ((0.3, 1.0), (0.5, 0.5, 0.5)) and args.byol_extra == {}
     assert args.optimizer_kwargs == {"betas": (0.9, 0.99)} and args.accelerator_overrides == {"cpu": True}
     # A pure function: what the caller passed is left as it was.
     assert [options, byol_kwargs, optimizer_kwargs, accelerator_kwargs] == given
     with pytest.raises(ValueError, match=r"optimizer_kwargs\['lr'\]=0.1 and learning_rate=0.001 disagree"):
-        trainer_arguments({"learning_rate": 1e-3}, image_size=16, prebuilt=None, views={},
-                          optimizer_kwargs={"lr": 0.1})
+        resolve_options(None, {"learning_rate": 1e-3}, image_size=16, prebuilt=None, views={},
+                        optimizer_kwargs={"lr": 0.1})
