@@ -26,12 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
 
 from .config import TrainerConfig
 from .model import BYOL
 from .model.augment import as_size
 from .model.defaults import MODEL_OPTIONS
+from .model.legacy import cycle, exists  # noqa: F401 - 0.9's trainer-module helpers; byol_pytorch.trainer re-exports
+
+# 0.9's trainer gave Accelerate this handler (DDP searching for unused parameters). Here the trainer decides for
+# itself (the search is needed only where the network is not cut at the hidden layer); passing it still works.
+DEFAULT_DDP_KWARGS = DistributedDataParallelKwargs(find_unused_parameters=True)
 
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainerConfig))
 # BYOL arguments that are also TrainerConfig fields under the same name: its model options.

@@ -567,3 +567,8 @@ def _timed(batches: Iterable[Any], logger: Any) -> Iterator[Any]:
 def accelerator_is_distributed() -> bool:
     """Whether this process was started as one of several (before an Accelerator exists)."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+# byol-pytorch 0.9's other names in this module (docs/migrating.md lists them).
+from .compat import DEFAULT_DDP_KWARGS, cycle, exists  # noqa: E402,F401
+from .data import MockDataset  # noqa: E402,F401
