@@ -147,6 +147,22 @@ class TrainerAliases:
         """Waits until every process gets here."""
         self.accelerator.wait_for_everyone()
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a missing attribute: 0.9's names that are gone get a message saying what to use.
+        if name in _MODULE_ONLY:
+            raise AttributeError(f"BYOLTrainer.{name}: byol-pytorch 0.9's trainer was an nn.Module, this one is not; "
+                                 f"use trainer.learner.{name} (the BYOL learner) or trainer.net (your network)")
+        if name == "dataloader":
+            raise AttributeError("BYOLTrainer.dataloader (0.9) is gone: the trainer builds its loader for each run "
+                                 "from `dataset`; read trainer.dataset, or wrap it in your own DataLoader")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+# nn.Module's methods, which 0.9's BYOLTrainer had by being one.
+_MODULE_ONLY = frozenset({"state_dict", "load_state_dict", "parameters", "named_parameters", "buffers",
+                          "named_buffers", "modules", "children", "to", "cuda", "cpu", "half", "float", "double",
+                          "train", "eval", "register_buffer", "zero_grad", "apply", "requires_grad_"})
+
 
 def _disagree(first: str, first_value: Any, second: str, second_value: Any) -> ValueError:
     return ValueError(f"{first}={first_value!r} and {second}={second_value!r} disagree; give one of them "

@@ -273,6 +273,20 @@ def test_a_1_0_0_trainer_checkpoint_resumes(tmp_path: Path) -> None:
         torch.testing.assert_close(state_copy(resumed.learner)[key], value, rtol=1e-2, atol=1e-3)
 
 
+@pytest.mark.usefixtures("fresh_accelerate_state")
+def test_what_0_9_1_trainers_module_nature_gave_fails_with_what_to_use(tmp_path: Path) -> None:
+    trainer = BYOLTrainer(tiny_cnn(), dataset=byol_pytorch.MockDataset(16, 8), image_size=16,
+                          output_dir=str(tmp_path), **{k: v for k, v in V100.TRAINER_OPTIONS.items()
+                                                       if k not in ("optimizer", "optimizer_kwargs")})
+    with pytest.raises(AttributeError, match=r"was an nn.Module.*trainer.learner.state_dict"):
+        trainer.state_dict()
+    with pytest.raises(AttributeError, match="trainer.dataset"):
+        trainer.dataloader  # noqa: B018
+    with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):
+        trainer.nonsense  # noqa: B018
+    assert isinstance(trainer.step, int) and trainer.byol is trainer.learner
+
+
 # -- a whole script written for 0.9.1 ------------------------------------------------------------------------------
 
 def test_a_script_written_for_0_9_1_runs_unchanged() -> None:
