@@ -158,6 +158,23 @@ class TrainerAliases:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
+# What 0.9's byol_pytorch/trainer.py imported for itself, and from where.
+_V09_TRAINER_IMPORTS = {"dist": "import torch.distributed as dist", "Module": "from torch.nn import Module",
+                        "SyncBatchNorm": "from torch.nn import SyncBatchNorm",
+                        "Optimizer": "from torch.optim import Optimizer", "Adam": "from torch.optim import Adam",
+                        "DataLoader": "from torch.utils.data import DataLoader",
+                        "beartype": "from beartype import beartype", "Optional": "from typing import Optional"}
+
+
+def trainer_module_getattr(name: str) -> Any:
+    """``byol_pytorch.trainer``'s module ``__getattr__``: 0.9's imports there say where they come from."""
+    if name in _V09_TRAINER_IMPORTS:
+        # An ImportError, not an AttributeError: `from byol_pytorch.trainer import X` then shows this message.
+        raise ImportError(f"byol_pytorch.trainer.{name} was byol-pytorch 0.9's own import; "
+                          f"import it from its package: {_V09_TRAINER_IMPORTS[name]}")
+    raise AttributeError(f"module 'byol_pytorch.trainer' has no attribute {name!r}")
+
+
 # nn.Module's methods, which 0.9's BYOLTrainer had by being one.
 _MODULE_ONLY = frozenset({"state_dict", "load_state_dict", "parameters", "named_parameters", "buffers",
                           "named_buffers", "modules", "children", "to", "cuda", "cpu", "half", "float", "double",

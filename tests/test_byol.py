@@ -132,7 +132,7 @@ def test_state_dict_holds_tensors_only_and_saves_with_safetensors(tmp_path) -> N
     assert state["ema_steps"].dtype == torch.long and int(state["ema_steps"]) == 3
     # net.* and online_encoder.net.* are one tensor saved twice (0.9's layout): safetensors' save_model
     # writes it once, and load_model loads it through load_state_dict.
-    assert state["net.conv.weight"] is state["online_encoder.net.conv.weight"]
+    assert state["net.conv.weight"].data_ptr() == state["online_encoder.net.conv.weight"].data_ptr()
     save_model(learner, str(tmp_path / "learner.safetensors"))
     fresh = _learner(ema_total_steps=10)
     load_model(fresh, str(tmp_path / "learner.safetensors"))

@@ -61,6 +61,9 @@ def test_every_public_name_of_0_9_modules_imports_and_is_the_librarys_own() -> N
     assert list(trainer.cycle([1, 2]).__next__() for _ in range(1)) == [1] and trainer.exists(0)
     with pytest.raises(ImportError, match="from einops import rearrange"):
         from byol_pytorch.byol_pytorch import rearrange  # noqa: F401
+    with pytest.raises(ImportError, match="from torch.utils.data import DataLoader"):
+        from byol_pytorch.trainer import DataLoader  # noqa: F401
+    assert byol_pytorch.SEM is v09.SEM  # 0.9's package exported BYOL, SEM, BYOLTrainer, MockDataset
 
 
 def test_0_9_helpers_keep_their_meaning() -> None:
@@ -178,6 +181,9 @@ def test_encoders_return_projection_and_representation_as_in_0_9() -> None:
     assert learner.net is net and learner.online_encoder.net is net and learner.online_predictor[0].in_features == 8
     with pytest.raises(AttributeError, match="get_representation"):
         learner.online_encoder.hidden  # noqa: B018 - 0.9's hook state
+    with pytest.raises(AttributeError, match="read .projector"):
+        learner.online_encoder._get_projector  # noqa: B018
+    assert learner._get_target_encoder() is learner.target_encoder
 
 
 def test_writing_beta_fixes_tau_from_the_next_update_on() -> None:

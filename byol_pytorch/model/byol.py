@@ -255,24 +255,28 @@ class BYOL(nn.Module):
         self._track_ema_steps()
         self._set_augmentations(augment_fn, augment_fn2, crop_scale, normalize, mean, std)
 
-        self.online_encoder = NetWrapper(
+        self._build_networks(NetWrapper(
             net, projection_size, projection_hidden_size, hidden_layer, not use_momentum, sync_batchnorm,
             use_simplicial_embeddings, sem_num_simplices, sem_simplex_dim, sem_temperature,
             image_size=self.image_size, channels=self.channels, spatial_pool=spatial_pool, token_pool=token_pool,
             trace=trace,
-        )
-        self.representation_dim = self.online_encoder.representation_dim
-        self.online_predictor = _build_predictor(projection_size, projection_hidden_size, use_momentum,
-                                                 sync_batchnorm, net)
-        self.target_encoder: NetWrapper | None = None
-        if use_momentum:
-            self.target_encoder = clone_module(self.online_encoder).requires_grad_(False)
-        # DDP all-reduces no gradient for the layers after the hidden one (they get none): it would wait for them.
-        self._ddp_params_and_buffers_to_ignore = [
-            prefix + name for name in self.online_encoder.unused_names() for prefix in ("net.", "online_encoder.net.")
-        ]
+        ))
         self._checked_range = False
         self._warned_no_momentum = False
+
+    def _build_networks(self, online_encoder: NetWrapper) -> None:
+        """The online encoder given, the predictor, the target copy, and what DDP should leave out."""
+        self.online_encoder = online_encoder
+        self.representation_dim = online_encoder.representation_dim
+        self.online_predictor = _build_predictor(self.projection_size, self.projection_hidden_size,
+                                                 self.use_momentum, self.sync_batchnorm, self.net)
+        self.target_encoder: NetWrapper | None = None
+        if self.use_momentum:
+            self.target_encoder = clone_module(online_encoder).requires_grad_(False)
+        # DDP all-reduces no gradient for the layers after the hidden one (they get none): it would wait for them.
+        self._ddp_params_and_buffers_to_ignore = [
+            prefix + name for name in online_encoder.unused_names() for prefix in ("net.", "online_encoder.net.")
+        ]
 
     def _track_ema_steps(self) -> None:
         """The ``ema_steps`` buffer, its Python copy, and the hooks that keep them together across loads."""
@@ -345,6 +349,12 @@ class BYOL(nn.Module):
     def target_projector(self) -> nn.Module | None:
         """The target projector, ``target_encoder.projector`` (``None`` without momentum)."""
         return self.target_encoder.projector if self.target_encoder is not None else None
+
+    def _get_target_encoder(self) -> NetWrapper:
+        """The target encoder (byol-pytorch 0.9's private accessor; :attr:`target_encoder` is the same)."""
+        if self.target_encoder is None:
+            raise ValueError("there is no target encoder with use_momentum=False; use learner.online_encoder")
+        return self.target_encoder
 
     def trained_parameters(self) -> list[nn.Parameter]:
         """The parameters the loss trains, in a fixed order: the network's up to the hidden layer, the

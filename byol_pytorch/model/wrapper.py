@@ -27,6 +27,10 @@ _GONE = {
     "hidden": "the hidden layer's output is returned, not kept: call get_representation(x)",
     "hook_registered": "no hook stays registered (one lives for a single call, or none where the network is "
                        "traced); read .mode",
+    "_find_layer": "the hidden layer is resolved when the wrapper is built: read .layer",
+    "_register_hook": "no hook stays registered: call get_representation(x)",
+    "_hook": "no hook stays registered: call get_representation(x)",
+    "_get_projector": "the projector is built with the wrapper: read .projector",
 }
 
 
