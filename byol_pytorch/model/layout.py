@@ -43,11 +43,13 @@ def _rename_1_0(state: dict[str, Any], prefix: str) -> bool:
     return renamed
 
 
-def _fill_network_copies(module: nn.Module, state: dict[str, Any], prefix: str, keep_missing: bool) -> None:
-    """``net.*`` and ``online_encoder.net.*`` name one tensor: either copy fills the other.
+def _fill_network_copies(module: nn.Module, state: dict[str, Any], prefix: str) -> None:
+    """1.0.0's first layout saved the network once and without the layers after the hidden one.
 
-    With ``keep_missing`` (1.0.0's first layout, which left out the layers after
-    the hidden one), the network's tensors found in neither keep their values.
+    ``net.*`` and ``online_encoder.net.*`` name one tensor: the copy found fills
+    the other; the network's tensors found in neither keep their values. (Not
+    done for other layouts: ``safetensors.torch.load_model`` counts the names it
+    dropped as missing, and would take filled ones for unexpected.)
     """
     own = module.state_dict()
     for name in module.net.state_dict():
@@ -56,12 +58,9 @@ def _fill_network_copies(module: nn.Module, state: dict[str, Any], prefix: str, 
         for key in pair:
             if key in state:
                 continue
-            if present:
-                state[key] = state[present[0]]
-            elif keep_missing:
-                state[key] = own[key[len(prefix):]]
+            state[key] = state[present[0]] if present else own[key[len(prefix):]]
         target_key = "target_encoder.net." + name
-        if keep_missing and prefix + target_key not in state and target_key in own:
+        if prefix + target_key not in state and target_key in own:
             state[prefix + target_key] = own[target_key]
 
 
@@ -86,11 +85,10 @@ def upgrade_state_dict(module: nn.Module, state: dict[str, Any], prefix: str, *_
     extra = state.pop(prefix + "_extra_state", None)  # the first 1.0.0 format kept the EMA step there
     if isinstance(extra, dict) and "ema_step" in extra and prefix + "ema_steps" not in state:
         state[prefix + "ema_steps"] = torch.tensor(int(extra["ema_step"]), dtype=torch.long)
-    renamed = _rename_1_0(state, prefix)
-    if any(k.startswith(prefix + "net.") or k.startswith(prefix + "online_encoder.net.") for k in state):
-        _fill_network_copies(module, state, prefix, keep_missing=renamed)
-        if prefix + "ema_steps" not in state:  # byol-pytorch 0.9 counted no steps
-            state[prefix + "ema_steps"] = module.ema_steps.detach().clone()
+    if _rename_1_0(state, prefix):
+        _fill_network_copies(module, state, prefix)
+    if prefix + "ema_steps" not in state and prefix + "online_predictor.0.weight" in state:
+        state[prefix + "ema_steps"] = module.ema_steps.detach().clone()  # byol-pytorch 0.9 counted no steps
     _check_simplicial(module, state, prefix)
 
 
