@@ -31,9 +31,9 @@ import torch
 import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_view_quality import VIEW, knn_top1, patches, photographs  # noqa: E402
+from bench_view_quality import VIEW, knn_top1, patches, photographs
 
-from byol_pytorch import BYOL  # noqa: E402
+from byol_pytorch import BYOL
 
 HERE = Path(__file__).resolve().parent
 

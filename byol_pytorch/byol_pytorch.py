@@ -12,10 +12,10 @@ from functools import wraps  # noqa: F401
 
 import torch  # noqa: F401
 import torch.distributed as dist  # noqa: F401
-import torch.nn.functional as F  # noqa: F401,N812
+import torch.nn.functional as F  # noqa: F401
 from torch import nn  # noqa: F401
 from torch.nn import Module  # noqa: F401
-from torchvision import transforms as T  # noqa: F401,N812
+from torchvision import transforms as T  # noqa: F401
 
 from .model.byol import BYOL
 from .model.ema import EMA

@@ -570,6 +570,6 @@ def accelerator_is_distributed() -> bool:
 
 
 # byol-pytorch 0.9's other names in this module (docs/migrating.md lists them).
-from .compat import DEFAULT_DDP_KWARGS, cycle, exists  # noqa: E402,F401
-from .compat import trainer_module_getattr as __getattr__  # noqa: E402,F401
-from .data import MockDataset  # noqa: E402,F401
+from .compat import DEFAULT_DDP_KWARGS, cycle, exists  # noqa: F401
+from .compat import trainer_module_getattr as __getattr__  # noqa: F401
+from .data import MockDataset  # noqa: F401

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .augment import BYOLAugmentation, CropSpec, Normalize, as_size, default_augmentations
+from .construction import build_predictor, check_arguments, clone_module
 from .defaults import MODEL_DEFAULTS
 from .ema import BufferMode, TargetEMAUpdater, copy_weights_, cosine_tau, ema_update_
 from .encoder import HiddenLayer, SpatialPool, TokenPool, infer_channels
-from .heads import MLPHead, simsiam_predictor
 from .layout import after_load, upgrade_state_dict
 from .loss import byol_loss
 from .simplicial import SEM_DEFAULTS
@@ -42,75 +41,6 @@ class BYOLOutput(NamedTuple):
 def representation_std(features: torch.Tensor) -> torch.Tensor:
     """Collapse monitor: mean per-dimension std of l2-normalised ``(B, D)`` features."""
     return F.normalize(features.detach().float(), dim=1).std(dim=0).mean()
-
-
-def clone_module(module: nn.Module) -> nn.Module:
-    """A deep copy of ``module``, also for modules holding non-leaf tensors.
-
-    ``torch.nn.utils.weight_norm`` (the old, hook-based one) keeps the computed
-    weight as a plain attribute that autograd built, which ``copy.deepcopy``
-    refuses. Such attributes are detached for the copy (the hook recomputes
-    them on the next forward) and restored on the original.
-    """
-    try:
-        return copy.deepcopy(module)
-    except RuntimeError as first_error:
-        patched = [
-            (owner, name, value)
-            for owner in module.modules()
-            for name, value in vars(owner).items()
-            if isinstance(value, torch.Tensor) and not value.is_leaf
-        ]
-        if not patched:
-            raise TypeError(
-                f"the network cannot be copied to build the target encoder ({first_error}); "
-                "use use_momentum=False (SimSiam, no copy) or make the network deep-copyable"
-            ) from first_error
-        try:
-            for owner, name, value in patched:
-                owner.__dict__[name] = value.detach()
-            return copy.deepcopy(module)
-        finally:
-            for owner, name, value in patched:
-                owner.__dict__[name] = value
-
-
-def _check_arguments(
-    net: nn.Module,
-    moving_average_decay: float,
-    ema_total_steps: int | None,
-    ema_buffers: BufferMode,
-    sync_batchnorm: bool | None,
-    augment_fn: Augment | None,
-    augment_fn2: Augment | None,
-) -> None:
-    """Rejects :class:`BYOL` arguments of the wrong type or out of range, naming the argument."""
-    if not isinstance(net, nn.Module):
-        raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
-    if not 0.0 <= moving_average_decay <= 1.0:
-        raise ValueError(f"moving_average_decay must be in [0, 1], got {moving_average_decay!r}")
-    if ema_total_steps is not None and (not isinstance(ema_total_steps, int) or ema_total_steps < 1):
-        raise ValueError(f"ema_total_steps must be a positive integer or None, got {ema_total_steps!r}")
-    if ema_buffers not in ("average", "copy"):
-        raise ValueError(f"ema_buffers must be 'average' or 'copy', got {ema_buffers!r}")
-    if sync_batchnorm is not None and not isinstance(sync_batchnorm, bool):
-        raise TypeError(f"sync_batchnorm must be None, True or False, got {sync_batchnorm!r}")
-    for name, fn in (("augment_fn", augment_fn), ("augment_fn2", augment_fn2)):
-        if fn is not None and not callable(fn):
-            raise TypeError(f"{name} must be callable on a batch of images, got {type(fn).__name__}")
-
-
-def _build_predictor(projection_size: int, hidden_size: int, use_momentum: bool, sync_batchnorm: bool | None,
-                     like: nn.Module) -> nn.Module:
-    """BYOL's MLP predictor, or SimSiam's bottleneck one with ``use_momentum=False``, placed as ``like``'s parameters."""
-    if use_momentum:
-        predictor: nn.Module = MLPHead(projection_size, projection_size, hidden_size, sync_batchnorm)
-    else:
-        predictor = simsiam_predictor(projection_size, sync_batchnorm=sync_batchnorm)
-    reference = next(iter(like.parameters()), None)
-    if reference is not None:
-        predictor.to(reference.device, reference.dtype)
-    return predictor
 
 
 class BYOL(nn.Module):
@@ -236,7 +166,7 @@ class BYOL(nn.Module):
         trace: bool = True,
     ) -> None:
         super().__init__()
-        _check_arguments(
+        check_arguments(
             net, moving_average_decay, ema_total_steps, ema_buffers, sync_batchnorm, augment_fn, augment_fn2
         )
         self.image_size = as_size(image_size)
@@ -268,7 +198,7 @@ class BYOL(nn.Module):
         """The online encoder given, the predictor, the target copy, and what DDP should leave out."""
         self.online_encoder = online_encoder
         self.representation_dim = online_encoder.representation_dim
-        self.online_predictor = _build_predictor(self.projection_size, self.projection_hidden_size,
+        self.online_predictor = build_predictor(self.projection_size, self.projection_hidden_size,
                                                  self.use_momentum, self.sync_batchnorm, self.net)
         self.target_encoder: NetWrapper | None = None
         if self.use_momentum:

@@ -115,7 +115,7 @@ class TargetEMAUpdater(EMA):
     schedule, as byol-pytorch 0.9 scripts that schedule tau themselves expect.
     """
 
-    def __init__(self, learner: Any) -> None:  # noqa: D107 - no beta of its own: the learner's
+    def __init__(self, learner: Any) -> None:  # no beta of its own: the learner's
         self._learner = learner
 
     @property  # type: ignore[override]

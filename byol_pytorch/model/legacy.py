@@ -76,7 +76,7 @@ def set_requires_grad(model: nn.Module, value: bool) -> None:
     model.requires_grad_(value)
 
 
-def MaybeSyncBatchnorm(is_distributed: bool | None = None) -> type[nn.Module]:  # noqa: N802 - 0.9's name
+def MaybeSyncBatchnorm(is_distributed: bool | None = None) -> type[nn.Module]:
     """``nn.SyncBatchNorm`` when running distributed (``None``: more than one process now), else ``nn.BatchNorm1d``."""
     if is_distributed is None:
         dist = torch.distributed
@@ -123,13 +123,13 @@ class RandomApply(nn.Module):
         return self.fn(x) if random.random() < self.p else x
 
 
-def MLP(dim: int, projection_size: int, hidden_size: int = 4096,  # noqa: N802 - 0.9's name
+def MLP(dim: int, projection_size: int, hidden_size: int = 4096,
         sync_batchnorm: bool | None = None) -> nn.Module:
     """BYOL's projector/predictor, :class:`~byol_pytorch.model.heads.MLPHead`."""
     return MLPHead(dim, projection_size, hidden_size, sync_batchnorm)
 
 
-def SimSiamMLP(dim: int, projection_size: int, hidden_size: int = 4096,  # noqa: N802 - 0.9's name
+def SimSiamMLP(dim: int, projection_size: int, hidden_size: int = 4096,
                sync_batchnorm: bool | None = None) -> nn.Module:
     """SimSiam's projector, :class:`~byol_pytorch.model.heads.SimSiamProjector`."""
     return SimSiamProjector(dim, projection_size, hidden_size, sync_batchnorm)
