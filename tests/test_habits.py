@@ -250,6 +250,22 @@ def test_the_first_1_0_0_layout_still_loads_and_computes_the_same() -> None:
     assert torch.equal(learner.net.fc.weight, fc)  # the old layout had no classifier: it keeps its weights
 
 
+def test_per_process_statistics_saved_under_1_0_0_names_are_restored() -> None:
+    from byol_pytorch.distributed import capture_rng_state
+    from byol_pytorch.run_state import restore_process_state
+
+    learner = BYOL(V100.tiny_net(), 16, projection_size=8, projection_hidden_size=16)
+    old_names = {"online_encoder.traced.bn.running_mean": torch.full((8,), 3.0),
+                 "online_projector.1.running_var": torch.full((16,), 5.0),
+                 "target_encoder.traced.bn.running_mean": torch.full((8,), 7.0)}
+    # A checkpoint made on a stop request keeps each process's own batch-norm statistics by tensor name.
+    state = {"step": 2, "rng_per_process": [capture_rng_state()], "buffers_per_process": [old_names]}
+    restore_process_state(state, learner, 0, 1, seed=0)
+    assert torch.equal(learner.net.bn.running_mean, torch.full((8,), 3.0))
+    assert torch.equal(learner.online_encoder.projector[1].running_var, torch.full((16,), 5.0))
+    assert torch.equal(learner.target_encoder.net.bn.running_mean, torch.full((8,), 7.0))
+
+
 @pytest.mark.usefixtures("fresh_accelerate_state")
 def test_a_1_0_0_trainer_checkpoint_resumes(tmp_path: Path) -> None:
     def trainer(folder: Path, **extra) -> BYOLTrainer:

@@ -28,6 +28,17 @@ _RENAMED_1_0 = (
     ("target_projector.", "target_encoder.projector."),
 )
 _SEM_KEY = "online_encoder.projector.0.0.weight"  # the simplicial embedding's linear layer
+# The same, for names as named_buffers() gives them (the network's tensors under their first name, net.*).
+_TENSOR_NAMES_1_0 = (("online_encoder.traced.", "net."), ("online_encoder.net.", "net."),
+                     *_RENAMED_1_0[1:])
+
+
+def tensor_name(name: str) -> str:
+    """A tensor's name from ``named_buffers()`` of 1.0.0's first layout, as the learner names it now."""
+    for old, new in _TENSOR_NAMES_1_0:
+        if name.startswith(old):
+            return new + name[len(old):]
+    return name
 
 
 def _rename_1_0(state: dict[str, Any], prefix: str) -> bool:
