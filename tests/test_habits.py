@@ -136,6 +136,37 @@ def test_the_whole_network_classifier_included_follows_the_learner(move: str) ->
         assert torch.isfinite(learner(torch.rand(4, 3, 16, 16, dtype=torch.float64)))
 
 
+class _ScaledNet(nn.Module):
+    """A parameter and a buffer on the network itself: the tracer shares the one and snapshots the other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.scale = nn.Conv2d(3, 8, 3), nn.Parameter(torch.ones(8))
+        self.register_buffer("shift", torch.zeros(8))
+        self.pool, self.flat, self.fc = nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.flat(self.pool(self.conv(x) * self.scale[:, None, None] + self.shift[:, None, None])))
+
+
+def test_the_traced_graph_follows_a_conversion_and_1_0_0_constants_are_not_loaded() -> None:
+    net = _ScaledNet()
+    learner = BYOL(net, 16, hidden_layer="flat", projection_size=8, projection_hidden_size=16)
+    graph = learner.online_encoder.hidden_encoder.traced
+    constants = [name for name, _ in graph.named_buffers() if name.startswith("_tensor_constant")]
+    assert constants and "_tensor_constant" not in str(list(learner.state_dict()))
+    learner.double()
+    assert graph.scale is net.scale and net.scale.dtype == torch.float64
+    assert all(buffer.dtype == torch.float64 for buffer in graph.buffers())
+    assert learner(torch.rand(4, 3, 16, 16, dtype=torch.float64)).isfinite()
+    # 1.0.0 saved the traced graph, its constants included: they are dropped on load, the rest maps.
+    old = {f"online_encoder.traced.{k[len('online_encoder.net.'):]}": v for k, v in learner.state_dict().items()
+           if k.startswith("online_encoder.net.") and not k.startswith("online_encoder.net.fc.")}
+    old.update({f"online_encoder.traced.{name}": buffer for name, buffer in graph.named_buffers()})
+    old.update({k: v for k, v in learner.state_dict().items() if not k.startswith(("net.", "online_encoder.net."))})
+    BYOL(_ScaledNet(), 16, hidden_layer="flat", projection_size=8, projection_hidden_size=16).double().load_state_dict(old)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_cuda_moves_the_classifier_too() -> None:
     net = tiny_cnn()

@@ -48,8 +48,11 @@ def _rename_1_0(state: dict[str, Any], prefix: str) -> bool:
         local = key[len(prefix):]
         for old, new in _RENAMED_1_0:
             if local.startswith(old):
-                state[prefix + new + local[len(old):]] = state.pop(key)
+                value = state.pop(key)
                 renamed = True
+                # A traced graph's constants (snapshots the tracer took of a tensor) are rebuilt, not loaded.
+                if not local.rsplit(".", 1)[-1].startswith("_tensor_constant"):
+                    state[prefix + new + local[len(old):]] = value
                 break
     return renamed
 

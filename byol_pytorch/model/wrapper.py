@@ -12,7 +12,7 @@ the module tree: its modules are the network's own, so nothing is held twice.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -34,19 +34,25 @@ _GONE = {
 }
 
 
-def relink_shared(graph: nn.Module, net: nn.Module) -> None:
-    """Points ``graph``'s own tensors at ``net``'s again after a conversion replaced them.
+def relink_shared(graph: nn.Module, net: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+    """Makes ``graph`` follow ``net`` after a conversion (``fn``, as ``nn.Module._apply`` takes it) or a load.
 
-    A traced graph shares the network's leaf modules, but a parameter or buffer
-    living directly on a container (a class token on the model itself) is
-    held by both; ``.to()`` on the network replaces only its own reference.
+    A traced graph shares the network's leaf modules, but its containers are
+    its own: a tensor the tracer made a constant (``_tensor_constant0``) lives
+    only there and is converted with ``fn``; a parameter or buffer that lives
+    directly on a container of the network (a class token) is held by both,
+    and the graph is pointed at the network's again.
     """
     for path, module in graph.named_modules():
         try:
             original = net.get_submodule(path)
         except AttributeError:
-            continue
+            original = None
         if module is original:
+            continue
+        if fn is not None:
+            module._apply(fn, recurse=False)
+        if original is None:
             continue
         for store, source in ((module._parameters, original._parameters), (module._buffers, original._buffers)):
             for key in store:
@@ -161,9 +167,9 @@ class NetWrapper(nn.Module):
         return [name for name, t in itertools.chain(self.net.named_parameters(), self.net.named_buffers())
                 if id(t) not in used]
 
-    def relink(self) -> None:
-        """Makes the hidden encoder hold the network's current tensors (after a conversion or an assigning load)."""
-        relink_shared(self.hidden_encoder, self.net)
+    def relink(self, fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        """Makes the hidden encoder follow the network after a conversion ``fn`` or an assigning load."""
+        relink_shared(self.hidden_encoder, self.net, fn)
 
     def train(self, mode: bool = True) -> NetWrapper:
         super().train(mode)
@@ -172,7 +178,7 @@ class NetWrapper(nn.Module):
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]  # torch's own signature
         super()._apply(fn, recurse)
-        self.relink()
+        self.relink(fn if recurse else None)
         return self
 
     def __getattr__(self, name: str) -> object:
