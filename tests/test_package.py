@@ -18,7 +18,7 @@ HOMES = {
     "BYOL": "byol_pytorch.model",
     "BYOLAugmentation": "byol_pytorch.model",
     "BYOLOutput": "byol_pytorch.model",
-    "CropSpec": "byol_pytorch.model",
+    "CropSpec": "byol_pytorch.sizes",
     "SEM": "byol_pytorch.model.legacy",  # byol-pytorch 0.9 exported it at the top level
     "FrozenEncoder": "byol_pytorch.model",
     "cosine_tau": "byol_pytorch.model",
