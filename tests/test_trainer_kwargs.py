@@ -168,6 +168,8 @@ def test_every_byol_argument_is_a_trainer_keyword(tmp_path: Path) -> None:
     assert learner.online_encoder.spatial_pool == "flatten" and learner.online_encoder.token_pool == "mean"
     assert learner.online_encoder.mode == "hook"  # trace=False: no FX graph
     assert "crop_scale" not in trainer.config.to_dict()  # not a TrainerConfig field: it went to BYOL
+    simplicial = _trainer(tmp_path / "sem", use_simplicial_embeddings=True, sem_num_simplices=4, sem_simplex_dim=2)
+    assert simplicial.learner.online_encoder.projector[0][0].out_features == 8
 
 
 def test_a_byol_keyword_given_twice_must_agree(tmp_path: Path) -> None:

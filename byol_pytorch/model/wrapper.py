@@ -145,6 +145,16 @@ class NetWrapper(nn.Module):
         """How the hidden layer is reached: ``"traced"``, ``"hook"``, ``"output"``, ``"pre_logits"``, ``"field"``."""
         return self.hidden_encoder.mode
 
+    @property
+    def spatial_pool(self) -> str:
+        """How a ``(B, C, H, W)`` hidden output becomes ``(B, D)``."""
+        return self.hidden_encoder.spatial_pool
+
+    @property
+    def token_pool(self) -> str:
+        """How a ``(B, N, D)`` hidden output becomes ``(B, D)``."""
+        return self.hidden_encoder.token_pool
+
     def get_representation(self, x: torch.Tensor) -> torch.Tensor:
         """The hidden layer's features ``(B, D)`` of images ``x`` ``(B, C, H, W)``."""
         return self.hidden_encoder(x)
