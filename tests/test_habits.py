@@ -196,6 +196,19 @@ def test_ddp_without_unused_parameter_search_skips_the_classifier() -> None:
         dist.destroy_process_group()
 
 
+def test_sync_batchnorm_conversion_reaches_the_graph_that_runs() -> None:
+    from byol_pytorch.distributed import convert_sync_batchnorm
+
+    learner = BYOL(tiny_cnn(), 16, projection_size=8, projection_hidden_size=16)
+    graph = learner.online_encoder.hidden_encoder.traced  # outside the module tree, the one the forward runs
+    original = graph.bn
+    restore = convert_sync_batchnorm(learner)
+    assert isinstance(graph.bn, nn.SyncBatchNorm) and graph.bn.weight is original.weight
+    assert isinstance(learner.net.bn, nn.SyncBatchNorm)
+    restore()
+    assert graph.bn is original and learner.net.bn is original
+
+
 # -- 4. the encoders' surface --------------------------------------------------------------------------------------
 
 def test_encoders_return_projection_and_representation_as_in_0_9() -> None:
