@@ -47,15 +47,15 @@ RESULT_MARKER = "BENCH_RESULT_JSON "
 ALL_CONFIGS = ("baseline", "foreach_ema", "bf16", "bf16_channels_last", "default", "concat", "compile",
                "compile_networks")
 # The learner's networks, compiled one by one in compile_networks (the augmentation stays eager).
-NETWORKS = ("online_encoder", "online_projector", "online_predictor", "target_encoder", "target_projector")
+NETWORKS = ("online_encoder", "online_predictor", "target_encoder")  # each encoder holds its projector
 BREAKDOWN_CONFIGS = ("baseline", "default")
 SWEEP_CONFIGS = ("baseline", "default")
 SWEEP_POINTS = {False: {"batch_size": (16, 32, 64), "image_size": (32, 64, 96)},
                 True: {"batch_size": (4, 8), "image_size": (32, 48)}}  # keyed by --quick
 # The learner's own submodules, timed by forward hooks; the rest of its forward is "rest_of_forward".
 SUBMODULE_PIECES = {"augment": ("augment1", "augment2"),
-                    "online_forward": ("online_encoder", "online_projector", "online_predictor"),
-                    "target_forward": ("target_encoder", "target_projector")}
+                    "online_forward": ("online_encoder", "online_predictor"),
+                    "target_forward": ("target_encoder",)}
 PIECES = (*SUBMODULE_PIECES, "rest_of_forward", "backward", "optimizer_step", "ema_update")
 PIECE_TITLES = ("augment (2 views)", "online fwd", "target fwd", "rest of fwd (loss, normalisation)",
                 "backward", "Adam step", "EMA")
@@ -152,8 +152,9 @@ class Learner:
             self.byol.update_moving_average()
         else:
             tau = self.byol.current_tau
-            python_loop_ema_(self.byol.target_encoder, self.byol.online_encoder, tau)
-            python_loop_ema_(self.byol.target_projector, self.byol.online_projector, tau)
+            target, online = self.byol.target_encoder, self.byol.online_encoder
+            python_loop_ema_(target.hidden_encoder, online.hidden_encoder, tau)  # the layers up to the hidden one
+            python_loop_ema_(target.projector, online.projector, tau)
 
     def step(self, timer: PieceTimer | None = None) -> torch.Tensor:
         """One full training step, as a training loop would run it; ``timer`` times its blocks."""

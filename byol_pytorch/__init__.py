@@ -9,6 +9,7 @@ from typing import Any
 from .data import DigitsDataset, ImageFolderDataset, LoaderCrops, MockDataset, PhotoDataset, PhotoTransform, TrainingStream
 from .errors import DiskFullError, NonFiniteLossError, NonFiniteStateError
 from .model import BYOL, BYOLAugmentation, BYOLOutput, CropSpec, FrozenEncoder, cosine_tau
+from .model.legacy import SEM  # byol-pytorch 0.9's top-level name for the simplicial embedding
 from .optim import LARS
 from .pretrained import load_network
 
@@ -33,6 +34,7 @@ __all__ = [
     "NonFiniteStateError",
     "PhotoDataset",
     "PhotoTransform",
+    "SEM",
     "TrainerCallback",
     "TrainerConfig",
     "TrainingStream",

@@ -23,12 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
 
 from .config import BYOL_CONFIG_FIELDS, TrainerConfig
 from .errors import disagreement
 from .model import BYOL
 from .model.augment import as_size
+from .model.legacy import cycle, exists  # noqa: F401 - 0.9's trainer-module helpers; byol_pytorch.trainer re-exports
+
+# 0.9's trainer gave Accelerate this handler (DDP searching for unused parameters). Here the trainer decides for
+# itself (the search is needed only where the network is not cut at the hidden layer); passing it still works.
+DEFAULT_DDP_KWARGS = DistributedDataParallelKwargs(find_unused_parameters=True)
 
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainerConfig))
 # BYOL arguments that are keyword arguments of the trainer itself (not config fields: functions and a tri-state).
@@ -80,6 +85,39 @@ class TrainerAliases:
     def wait(self) -> None:
         """Waits until every process gets here."""
         self.accelerator.wait_for_everyone()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a missing attribute: 0.9's names that are gone get a message saying what to use.
+        if name in _MODULE_ONLY:
+            raise AttributeError(f"BYOLTrainer.{name}: byol-pytorch 0.9's trainer was an nn.Module, this one is not; "
+                                 f"use trainer.learner.{name} (the BYOL learner) or trainer.net (your network)")
+        if name == "dataloader":
+            raise AttributeError("BYOLTrainer.dataloader (0.9) is gone: the trainer builds its loader for each run "
+                                 "from `dataset`; read trainer.dataset, or wrap it in your own DataLoader")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+# What 0.9's byol_pytorch/trainer.py imported for itself, and from where.
+_V09_TRAINER_IMPORTS = {"dist": "import torch.distributed as dist", "Module": "from torch.nn import Module",
+                        "SyncBatchNorm": "from torch.nn import SyncBatchNorm",
+                        "Optimizer": "from torch.optim import Optimizer", "Adam": "from torch.optim import Adam",
+                        "DataLoader": "from torch.utils.data import DataLoader",
+                        "beartype": "from beartype import beartype", "Optional": "from typing import Optional"}
+
+
+def trainer_module_getattr(name: str) -> Any:
+    """``byol_pytorch.trainer``'s module ``__getattr__``: 0.9's imports there say where they come from."""
+    if name in _V09_TRAINER_IMPORTS:
+        # An ImportError, not an AttributeError: `from byol_pytorch.trainer import X` then shows this message.
+        raise ImportError(f"byol_pytorch.trainer.{name} was byol-pytorch 0.9's own import; "
+                          f"import it from its package: {_V09_TRAINER_IMPORTS[name]}")
+    raise AttributeError(f"module 'byol_pytorch.trainer' has no attribute {name!r}")
+
+
+# nn.Module's methods, which 0.9's BYOLTrainer had by being one.
+_MODULE_ONLY = frozenset({"state_dict", "load_state_dict", "parameters", "named_parameters", "buffers",
+                          "named_buffers", "modules", "children", "to", "cuda", "cpu", "half", "float", "double",
+                          "train", "eval", "register_buffer", "zero_grad", "apply", "requires_grad_"})
 
 
 def _same(a: Any, b: Any) -> bool:

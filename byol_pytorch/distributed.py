@@ -20,7 +20,11 @@ def convert_sync_batchnorm(module: nn.Module) -> Callable[[], None]:
     the user's network ends training with its own module types.
     """
     swapped: list[tuple[nn.Module, str, nn.Module]] = []
-    for parent in list(module.modules()):
+    # A learner's encoders run the network through a traced graph outside the module tree, whose
+    # containers hold the batch norms too: they are swapped there as well.
+    graphs = [m.hidden_encoder for m in module.modules() if isinstance(getattr(m, "hidden_encoder", None), nn.Module)]
+    parents = list(module.modules()) + [m for graph in graphs for m in graph.modules()]
+    for parent in dict.fromkeys(parents):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, nn.SyncBatchNorm):
                 sync = nn.SyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,

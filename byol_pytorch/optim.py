@@ -208,6 +208,16 @@ def _foreach_add_scaled_(
         torch._foreach_addcmul_(targets, tensors, scales, value=sign)
 
 
+def module_parameters(module: nn.Module) -> Iterable[nn.Parameter]:
+    """The parameters to optimise: a learner's ``trained_parameters()`` where it has them, else ``parameters()``.
+
+    A :class:`~byol_pytorch.BYOL` holds the user's whole network, but the loss
+    trains only the layers up to the hidden one (and the heads).
+    """
+    trained = getattr(module, "trained_parameters", None)
+    return trained() if callable(trained) else module.parameters()
+
+
 def lars_param_groups(module: nn.Module, weight_decay: float = 1.5e-6) -> list[dict[str, Any]]:
     """Splits a module's trainable parameters into LARS groups the way BYOL does.
 
@@ -235,7 +245,7 @@ def lars_param_groups(module: nn.Module, weight_decay: float = 1.5e-6) -> list[d
     decayed: list[nn.Parameter] = []
     excluded: list[nn.Parameter] = []
     seen: set[int] = set()
-    for p in module.parameters():
+    for p in module_parameters(module):
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
@@ -381,7 +391,7 @@ def build_optimizer(
             decay = 1.5e-6 if weight_decay is None else weight_decay
             params = lars_param_groups(params_or_module, decay)
         else:
-            params = [p for p in params_or_module.parameters() if p.requires_grad]
+            params = [p for p in module_parameters(params_or_module) if p.requires_grad]
     else:
         params = params_or_module
     if cls in (torch.optim.Adam, torch.optim.AdamW) and "fused" not in kwargs and "foreach" not in kwargs:

@@ -33,6 +33,7 @@ from .distributed import average_buffers, broadcast_bytes, gather_objects, gathe
 from .errors import CheckpointError
 from .export import save_network
 from .health import check_state_finite
+from .model.layout import tensor_name
 
 CHECKPOINT_FORMAT = 3
 # The options whose change on resume changes the training beyond the layout's (which has its own words).
@@ -242,7 +243,7 @@ def restore_process_state(state: dict[str, Any], learner: torch.nn.Module, proce
     restore_rng_state(per_process[process_index])
     buffers = state.get("buffers_per_process")
     if buffers is not None and len(buffers) == num_processes:
-        own = buffers[process_index]
+        own = {tensor_name(name): value for name, value in buffers[process_index].items()}  # 1.0.0's names too
         with torch.no_grad():
             for name, buffer in learner.named_buffers():
                 if name in own:

@@ -49,7 +49,7 @@ def test_timm_model_trains_through_its_pre_logits_features(name: str) -> None:
     net.eval()
     with torch.no_grad():
         expected = net.forward_head(net.forward_features(images), pre_logits=True)
-        assert torch.equal(learner.online_encoder(images), expected)
+        assert torch.equal(learner.online_encoder.get_representation(images), expected)
     net.train()
     assert learner.representation_dim == net.num_features
     loss = learner(images)
@@ -138,7 +138,7 @@ def test_transformers_model_trains_on_a_named_output_field(kind: str, field: str
         out = net(images)[field]
         expected = out if out.ndim == 2 else out.mean(dim=(2, 3)) if out.ndim == 4 else (
             out[:, 0] if token_pool == "cls" else out.mean(dim=1))
-        assert torch.allclose(learner.online_encoder(images), expected)
+        assert torch.allclose(learner.online_encoder.get_representation(images), expected)
 
 
 def test_transformers_output_without_a_field_names_the_fields() -> None:

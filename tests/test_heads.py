@@ -123,5 +123,5 @@ def test_own_ddp_loop_on_cpu_processes(own_ddp_runs: Path, sync: str) -> None:
     for key, value in rank0["state"].items():
         if "running" not in key:
             assert torch.equal(value, rank1["state"][key]), key
-    assert not torch.equal(rank0["state"]["online_projector.1.running_mean"],
-                           rank1["state"]["online_projector.1.running_mean"])
+    assert not torch.equal(rank0["state"]["online_encoder.projector.1.running_mean"],
+                           rank1["state"]["online_encoder.projector.1.running_mean"])

@@ -195,9 +195,12 @@ def test_sgd_is_built_with_the_configured_rate_and_momentum(tmp_path: Path) -> N
     (group,) = saved["param_groups"]
     assert group["lr"] == pytest.approx(0.05) and group["momentum"] == 0.9 and group["nesterov"] is False
     assert [r["lr"] for r in trainer.history if "lr" in r] == pytest.approx([0.05, 0.05])
-    # SGD's own state: a momentum buffer for every trainable parameter, and no Adam moments.
+    # SGD's own state: a momentum buffer for every parameter the loss trains (the classifier, which gets
+    # no gradient, is not in the optimiser), and no Adam moments.
     learner = trainer.learner
-    trainable = [p for p in learner.parameters() if p.requires_grad]
+    trainable = learner.trained_parameters()
+    assert {id(p) for p in trainable} | {id(net.fc.weight), id(net.fc.bias)} == {
+        id(p) for p in learner.parameters() if p.requires_grad}
     assert len(saved["state"]) == len(trainable)
     assert all(set(s) == {"momentum_buffer"} for s in saved["state"].values())
     after = state_copy(net)

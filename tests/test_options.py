@@ -164,6 +164,8 @@ def test_every_byol_argument_is_a_trainer_keyword(tmp_path: Path) -> None:
     # The options that change training are the config's, so run.json and the checkpoints hold them.
     assert trainer.config.crop_scale == (0.5, 1.0) and trainer.config.mean == (0.1, 0.2, 0.3)
     assert (trainer.config.spatial_pool, trainer.config.token_pool) == ("flatten", "mean")
+    simplicial = _trainer(tmp_path / "sem", use_simplicial_embeddings=True, sem_num_simplices=4, sem_simplex_dim=2)
+    assert simplicial.learner.online_encoder.projector[0][0].out_features == 8
 
 
 def test_a_byol_keyword_given_twice_must_agree(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ HOMES = {
     "BYOLAugmentation": "byol_pytorch.model",
     "BYOLOutput": "byol_pytorch.model",
     "CropSpec": "byol_pytorch.sizes",
+    "SEM": "byol_pytorch.model.legacy",  # byol-pytorch 0.9 exported it at the top level
     "FrozenEncoder": "byol_pytorch.model",
     "cosine_tau": "byol_pytorch.model",
     "DigitsDataset": "byol_pytorch.data",

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .augment import BYOLAugmentation, CropSpec, Normalize, as_size, default_augmentations
+from .construction import build_predictor, check_arguments, clone_module
 from .defaults import MODEL_DEFAULTS
-from .ema import BufferMode, copy_weights_, cosine_tau, ema_update_
-from .encoder import (
-    HiddenLayer,
-    HiddenLayerEncoder,
-    SpatialPool,
-    TokenPool,
-    infer_channels,
-    infer_output_dim,
-)
-from .heads import MLPHead, SimSiamProjector, simsiam_predictor
+from .ema import BufferMode, TargetEMAUpdater, copy_weights_, cosine_tau, ema_update_
+from .encoder import HiddenLayer, SpatialPool, TokenPool, infer_channels
+from .layout import after_load, upgrade_state_dict
 from .loss import byol_loss
+from .simplicial import SEM_DEFAULTS
+from .wrapper import NetWrapper
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
 
@@ -46,99 +41,6 @@ class BYOLOutput(NamedTuple):
 def representation_std(features: torch.Tensor) -> torch.Tensor:
     """Collapse monitor: mean per-dimension std of l2-normalised ``(B, D)`` features."""
     return F.normalize(features.detach().float(), dim=1).std(dim=0).mean()
-
-
-def clone_module(module: nn.Module) -> nn.Module:
-    """A deep copy of ``module``, also for modules holding non-leaf tensors.
-
-    ``torch.nn.utils.weight_norm`` (the old, hook-based one) keeps the computed
-    weight as a plain attribute that autograd built, which ``copy.deepcopy``
-    refuses. Such attributes are detached for the copy (the hook recomputes
-    them on the next forward) and restored on the original.
-    """
-    try:
-        return copy.deepcopy(module)
-    except RuntimeError as first_error:
-        patched = [
-            (owner, name, value)
-            for owner in module.modules()
-            for name, value in vars(owner).items()
-            if isinstance(value, torch.Tensor) and not value.is_leaf
-        ]
-        if not patched:
-            raise TypeError(
-                f"the network cannot be copied to build the target encoder ({first_error}); "
-                "use use_momentum=False (SimSiam, no copy) or make the network deep-copyable"
-            ) from first_error
-        try:
-            for owner, name, value in patched:
-                owner.__dict__[name] = value.detach()
-            return copy.deepcopy(module)
-        finally:
-            for owner, name, value in patched:
-                owner.__dict__[name] = value
-
-
-def _upgrade_extra_state(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
-    """Load-time hook: the earlier format kept the EMA step as ``{prefix}_extra_state = {"ema_step": n}``."""
-    extra = state_dict.pop(prefix + "_extra_state", None)
-    if isinstance(extra, dict) and "ema_step" in extra and prefix + "ema_steps" not in state_dict:
-        state_dict[prefix + "ema_steps"] = torch.tensor(int(extra["ema_step"]), dtype=torch.long)
-
-
-def _read_ema_step(module: nn.Module, _incompatible_keys: Any) -> None:
-    """Load-time hook: the Python step follows the loaded ``ema_steps`` buffer (one read per load)."""
-    module._ema_step = int(module.ema_steps.item())
-
-
-def _check_arguments(
-    net: nn.Module,
-    moving_average_decay: float,
-    ema_total_steps: int | None,
-    ema_buffers: BufferMode,
-    sync_batchnorm: bool | None,
-    augment_fn: Augment | None,
-    augment_fn2: Augment | None,
-) -> None:
-    """Rejects :class:`BYOL` arguments of the wrong type or out of range, naming the argument."""
-    if not isinstance(net, nn.Module):
-        raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
-    if not 0.0 <= moving_average_decay <= 1.0:
-        raise ValueError(f"moving_average_decay must be in [0, 1], got {moving_average_decay!r}")
-    if ema_total_steps is not None and (not isinstance(ema_total_steps, int) or ema_total_steps < 1):
-        raise ValueError(f"ema_total_steps must be a positive integer or None, got {ema_total_steps!r}")
-    if ema_buffers not in ("average", "copy"):
-        raise ValueError(f"ema_buffers must be 'average' or 'copy', got {ema_buffers!r}")
-    if sync_batchnorm is not None and not isinstance(sync_batchnorm, bool):
-        raise TypeError(f"sync_batchnorm must be None, True or False, got {sync_batchnorm!r}")
-    for name, fn in (("augment_fn", augment_fn), ("augment_fn2", augment_fn2)):
-        if fn is not None and not callable(fn):
-            raise TypeError(f"{name} must be callable on a batch of images, got {type(fn).__name__}")
-
-
-def _build_heads(
-    net: nn.Module,
-    representation_dim: int,
-    projection_size: int,
-    projection_hidden_size: int,
-    use_momentum: bool,
-    sync_batchnorm: bool | None,
-) -> tuple[nn.Module, nn.Module]:
-    """The online projector and predictor: BYOL's MLP heads, or SimSiam's with ``use_momentum=False``.
-
-    They are put where the network's first parameter lives, in its dtype.
-    """
-    if use_momentum:
-        projector: nn.Module = MLPHead(representation_dim, projection_size, projection_hidden_size, sync_batchnorm)
-        predictor: nn.Module = MLPHead(projection_size, projection_size, projection_hidden_size, sync_batchnorm)
-    else:
-        projector = SimSiamProjector(representation_dim, projection_size, projection_hidden_size, sync_batchnorm)
-        predictor = simsiam_predictor(projection_size, sync_batchnorm=sync_batchnorm)
-    reference = next(iter(net.parameters()), None)
-    if reference is not None:
-        projector.to(reference.device, reference.dtype)
-        predictor.to(reference.device, reference.dtype)
-    return projector, predictor
 
 
 class BYOL(nn.Module):
@@ -176,6 +78,14 @@ class BYOL(nn.Module):
         moving_average_decay: the base EMA decay tau (``DEFAULT_TAU``, 0.99).
         use_momentum: ``False`` gives SimSiam: no target copy, the target is
             the online projection under stop-gradient, SimSiam's heads.
+        use_simplicial_embeddings: a simplicial embedding (Lavoie et al. 2022)
+            between the representation and the projector: a linear layer and
+            batch norm to ``sem_num_simplices * sem_simplex_dim`` features and a
+            softmax over each group of ``sem_simplex_dim`` at ``sem_temperature``.
+            Off by default (byol-pytorch 0.9 had it on).
+        sem_num_simplices: number of simplices L (32).
+        sem_simplex_dim: size of each simplex V (8).
+        sem_temperature: the softmax temperature (0.1).
         sync_batchnorm: synchronise the batch norm of the projector and
             predictor across processes. ``None`` (default): when
             ``torch.distributed`` runs more than one process on CUDA, decided
@@ -213,8 +123,15 @@ class BYOL(nn.Module):
             feature extraction where possible (else a temporary hook).
 
     Attributes:
-        net: the network given (not a submodule: its weights are the online
-            encoder's, and ``state_dict()`` holds them once).
+        net: the network given, a submodule (as ``online_encoder.net``):
+            ``.to()``, ``.cuda()``, ``.half()`` move all of it, classifier
+            included. ``state_dict()`` keys follow byol-pytorch 0.9's layout
+            (see :mod:`byol_pytorch.model.layout`).
+        online_encoder: a :class:`~byol_pytorch.model.wrapper.NetWrapper`:
+            ``online_encoder(x)`` is ``(projection, representation)``.
+        target_encoder: its moving-average copy (``None`` without momentum).
+        online_predictor: the predictor.
+        target_ema_updater: ``target_ema_updater.beta`` reads or fixes tau.
         representation_dim: D, the width of the hidden layer's features.
     """
 
@@ -230,6 +147,10 @@ class BYOL(nn.Module):
         moving_average_decay: float = MODEL_DEFAULTS.moving_average_decay,
         use_momentum: bool = MODEL_DEFAULTS.use_momentum,
         sync_batchnorm: bool | None = None,
+        use_simplicial_embeddings: bool = False,
+        sem_num_simplices: int = SEM_DEFAULTS["sem_num_simplices"],
+        sem_simplex_dim: int = SEM_DEFAULTS["sem_simplex_dim"],
+        sem_temperature: float = SEM_DEFAULTS["sem_temperature"],
         *,
         ema_total_steps: int | None = None,
         ema_buffers: BufferMode = MODEL_DEFAULTS.ema_buffers,  # type: ignore[assignment]
@@ -245,13 +166,12 @@ class BYOL(nn.Module):
         trace: bool = True,
     ) -> None:
         super().__init__()
-        _check_arguments(
+        check_arguments(
             net, moving_average_decay, ema_total_steps, ema_buffers, sync_batchnorm, augment_fn, augment_fn2
         )
         self.image_size = as_size(image_size)
-        # The user's network, unregistered: its weights are in the encoder already (a traced
-        # encoder holds only the layers up to the hidden one), so state_dict() stays as it is.
-        self.__dict__["net"] = net
+        # Registered, as in 0.9: moving the learner moves the whole network, and state_dict() has net.*.
+        self.net = net
         self.hidden_layer, self.projection_size = hidden_layer, projection_size
         self.projection_hidden_size = projection_hidden_size
         self.use_momentum = use_momentum
@@ -265,19 +185,28 @@ class BYOL(nn.Module):
         self._track_ema_steps()
         self._set_augmentations(augment_fn, augment_fn2, crop_scale, normalize, mean, std)
 
-        self.online_encoder = HiddenLayerEncoder(net, hidden_layer, spatial_pool, token_pool, trace)
-        self.representation_dim = infer_output_dim(self.online_encoder, self.channels, self.image_size)
-        self.online_projector, self.online_predictor = _build_heads(
-            net, self.representation_dim, projection_size, projection_hidden_size, use_momentum, sync_batchnorm
-        )
-
-        self.target_encoder: nn.Module | None = None
-        self.target_projector: nn.Module | None = None
-        if use_momentum:
-            self.target_encoder = clone_module(self.online_encoder).requires_grad_(False)
-            self.target_projector = clone_module(self.online_projector).requires_grad_(False)
+        self._build_networks(NetWrapper(
+            net, projection_size, projection_hidden_size, hidden_layer, not use_momentum, sync_batchnorm,
+            use_simplicial_embeddings, sem_num_simplices, sem_simplex_dim, sem_temperature,
+            image_size=self.image_size, channels=self.channels, spatial_pool=spatial_pool, token_pool=token_pool,
+            trace=trace,
+        ))
         self._checked_range = False
         self._warned_no_momentum = False
+
+    def _build_networks(self, online_encoder: NetWrapper) -> None:
+        """The online encoder given, the predictor, the target copy, and what DDP should leave out."""
+        self.online_encoder = online_encoder
+        self.representation_dim = online_encoder.representation_dim
+        self.online_predictor = build_predictor(self.projection_size, self.projection_hidden_size,
+                                                 self.use_momentum, self.sync_batchnorm, self.net)
+        self.target_encoder: NetWrapper | None = None
+        if self.use_momentum:
+            self.target_encoder = clone_module(online_encoder).requires_grad_(False)
+        # DDP all-reduces no gradient for the layers after the hidden one (they get none): it would wait for them.
+        self._ddp_params_and_buffers_to_ignore = [
+            prefix + name for name in online_encoder.unused_names() for prefix in ("net.", "online_encoder.net.")
+        ]
 
     def _track_ema_steps(self) -> None:
         """The ``ema_steps`` buffer, its Python copy, and the hooks that keep them together across loads."""
@@ -286,8 +215,9 @@ class BYOL(nn.Module):
         # device sync at every update.
         self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
         self._ema_step = 0
-        self.register_load_state_dict_pre_hook(_upgrade_extra_state)
-        self.register_load_state_dict_post_hook(_read_ema_step)
+        self._tau_override: float | None = None
+        self.register_load_state_dict_pre_hook(upgrade_state_dict)
+        self.register_load_state_dict_post_hook(after_load)
 
     def _set_augmentations(
         self,
@@ -318,9 +248,48 @@ class BYOL(nn.Module):
     @property
     def current_tau(self) -> float:
         """The decay the next :meth:`update_moving_average` uses."""
+        if self._tau_override is not None:
+            return self._tau_override
         if self.ema_total_steps is None:
             return self.moving_average_decay
         return cosine_tau(self._ema_step, self.ema_total_steps, self.moving_average_decay)
+
+    def set_tau(self, tau: float) -> None:
+        """Fixes the decay of every following :meth:`update_moving_average`, schedule or not.
+
+        What writing ``target_ema_updater.beta`` does. It replaces
+        ``moving_average_decay`` and the cosine schedule (``ema_total_steps``)
+        from the next update on; it is not saved in the state dict.
+        """
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0.0 <= tau <= 1.0:
+            raise ValueError(f"target_ema_updater.beta (tau) must be a number in [0, 1], got {tau!r}")
+        self._tau_override = float(tau)
+
+    @property
+    def target_ema_updater(self) -> TargetEMAUpdater:
+        """byol-pytorch 0.9's handle on tau: ``.beta`` reads :attr:`current_tau` and writes :meth:`set_tau`."""
+        return TargetEMAUpdater(self)
+
+    @property
+    def online_projector(self) -> nn.Module:
+        """The online projector, ``online_encoder.projector``."""
+        return self.online_encoder.projector
+
+    @property
+    def target_projector(self) -> nn.Module | None:
+        """The target projector, ``target_encoder.projector`` (``None`` without momentum)."""
+        return self.target_encoder.projector if self.target_encoder is not None else None
+
+    def _get_target_encoder(self) -> NetWrapper:
+        """The target encoder (byol-pytorch 0.9's private accessor; :attr:`target_encoder` is the same)."""
+        if self.target_encoder is None:
+            raise ValueError("there is no target encoder with use_momentum=False; use learner.online_encoder")
+        return self.target_encoder
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """The parameters the loss trains, in a fixed order: the network's up to the hidden layer, the
+        projector's, the predictor's. The layers after the hidden one are left out (they get no gradient)."""
+        return [*self.online_encoder.trained_tensors(), *self.online_predictor.parameters()]
 
     def update_moving_average(self) -> None:
         """One EMA step of the target towards the online encoder and projector.
@@ -338,8 +307,9 @@ class BYOL(nn.Module):
                 self._warned_no_momentum = True
             return
         tau = self.current_tau
-        ema_update_(self.target_encoder, self.online_encoder, tau, self.ema_buffers)
-        ema_update_(self.target_projector, self.online_projector, tau, self.ema_buffers)
+        online, target = self.online_encoder, self.target_encoder
+        ema_update_(target.hidden_encoder, online.hidden_encoder, tau, self.ema_buffers)
+        ema_update_(target.projector, online.projector, tau, self.ema_buffers)
         self._ema_step += 1
         self.ema_steps.fill_(self._ema_step)  # no read-back: the Python count is the source
 
@@ -347,8 +317,8 @@ class BYOL(nn.Module):
         """Makes the target an exact copy of the online encoder and projector again."""
         if not self.use_momentum:
             return
-        copy_weights_(self.target_encoder, self.online_encoder)
-        copy_weights_(self.target_projector, self.online_projector)
+        copy_weights_(self.target_encoder.hidden_encoder, self.online_encoder.hidden_encoder)
+        copy_weights_(self.target_encoder.projector, self.online_encoder.projector)
 
     # -- forward --------------------------------------------------------------
 
@@ -412,13 +382,12 @@ class BYOL(nn.Module):
         return views
 
     def _online(self, view: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        representation = self.online_encoder(view)
-        projection = self.online_projector(representation)
+        projection, representation = self.online_encoder(view)
         return representation, projection, self.online_predictor(projection)
 
     def _target(self, view: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.target_projector(self.target_encoder(view))
+            return self.target_encoder(view)[0]
 
     def forward(
         self,
@@ -459,8 +428,7 @@ class BYOL(nn.Module):
                 raise TypeError("expected images x (B, C, H, W) or views=(view_1, view_2), got neither")
             x = self._check_input(x)
             if return_embedding:
-                embedding = self.online_encoder(self._prepare(x))
-                return (self.online_projector(embedding), embedding) if return_projection else embedding
+                return self.online_encoder(self._prepare(x), return_projection=return_projection)
             view_1, view_2 = self._augmented_views(x)
         loss, rep_1 = self._loss(view_1, view_2)
         return BYOLOutput(loss, representation_std(rep_1)) if return_details else loss

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -87,3 +87,41 @@ def copy_weights_(target: nn.Module, online: nn.Module) -> None:
     t_params, t_float, t_other = _split(target)
     o_params, o_float, o_other = _split(online)
     torch._foreach_copy_(t_params + t_float + t_other, o_params + o_float + o_other)
+
+
+class EMA:
+    """A decay ``beta`` and byol-pytorch 0.9's ``update_average``, for scripts that use them.
+
+    Args:
+        beta: the decay, in ``[0, 1]``.
+    """
+
+    def __init__(self, beta: float) -> None:
+        self.beta = beta
+
+    def update_average(self, old: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
+        """``beta * old + (1 - beta) * new``; ``new`` when there is no ``old`` yet."""
+        if old is None:
+            return new
+        return torch.lerp(old, new, 1.0 - self.beta)
+
+
+class TargetEMAUpdater(EMA):
+    """``learner.target_ema_updater``: its ``beta`` is the learner's tau, read and written by hand.
+
+    Reading ``beta`` gives the decay the next ``update_moving_average()`` uses
+    (the cosine schedule's value where one is set). Writing it fixes tau from
+    the next update on, in place of ``moving_average_decay`` and of the cosine
+    schedule, as byol-pytorch 0.9 scripts that schedule tau themselves expect.
+    """
+
+    def __init__(self, learner: Any) -> None:  # no beta of its own: the learner's
+        self._learner = learner
+
+    @property  # type: ignore[override]
+    def beta(self) -> float:
+        return self._learner.current_tau
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        self._learner.set_tau(value)

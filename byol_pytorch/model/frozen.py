@@ -68,7 +68,7 @@ class FrozenEncoder(nn.Module):
                         f"FrozenEncoder(learner) takes the learner's own {name}, got {name}={value!r}; "
                         f"pass the network instead (FrozenEncoder(net, hidden_layer=..., normalize=...))"
                     )
-            self.encoder: nn.Module = source.online_encoder
+            self.encoder: nn.Module = source.online_encoder.hidden_encoder  # the representation, not the projector
             self.normalize = source.normalize
         else:
             self.encoder = source if hidden_layer is None else HiddenLayerEncoder(source, hidden_layer)
