@@ -208,7 +208,10 @@ class BYOL(nn.Module):
         crop_scale: area range of the default random resized crop (see
             :func:`byol_pytorch.model.augment.default_crop_scale`).
         channels_last: give the network its views in channels-last memory
-            format (faster convolutions where the weights are channels-last too).
+            format. ``None`` (default): on a CPU, where oneDNN's convolutions
+            then run channels-last even with the weights as they are, and
+            measured faster so in float32 and bf16; elsewhere the views stay
+            contiguous (on a GPU make the weights channels-last too).
         trace: cut the network after the hidden layer with torchvision's FX
             feature extraction where possible (else a temporary hook).
 
@@ -241,7 +244,7 @@ class BYOL(nn.Module):
         spatial_pool: SpatialPool = "avg",
         token_pool: TokenPool = "cls",
         crop_scale: tuple[float, float] | None = None,
-        channels_last: bool = MODEL_DEFAULTS.channels_last,
+        channels_last: bool | None = MODEL_DEFAULTS.channels_last,
         trace: bool = True,
     ) -> None:
         super().__init__()
@@ -407,7 +410,7 @@ class BYOL(nn.Module):
     def _prepare(self, views: torch.Tensor) -> torch.Tensor:
         if self.normalize is not None:
             views = self.normalize(views)
-        if self.channels_last:
+        if self.channels_last or (self.channels_last is None and views.device.type == "cpu"):
             views = views.contiguous(memory_format=torch.channels_last)
         return views
 
