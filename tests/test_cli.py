@@ -20,27 +20,12 @@ from byol_pytorch import TrainerConfig
 from byol_pytorch.cli import build_parser, main
 from byol_pytorch.cli.networks import apply_small_image_stem, default_hidden_layer, resolve_small_stem
 
-# A few seconds of training: 4 steps of 8 images at 16 px, stock ResNet-18 stem.
-TINY_OPTIONS = {"--steps": "4", "--batch-size": "8", "--image-size": "16", "--model": "resnet18",
-                "--num-workers": "0", "--projection-hidden-size": "32", "--knn-every": "2",
-                "--checkpoint-every": "2", "--mixed-precision": "no", "--threads": "1"}
-TINY_SWITCHES = ["--no-small-image-stem", "--no-progress"]
-
-
-def tiny(*, drop: tuple[str, ...] = (), **changes: str) -> list[str]:
-    """TINY's flags with some changed (``knn_every="0"``) or dropped (``drop=("--model",)``)."""
-    options = {**TINY_OPTIONS, **{"--" + k.replace("_", "-"): v for k, v in changes.items()}}
-    args = [x for flag, value in options.items() if flag not in drop for x in (flag, value)]
-    return args + [s for s in TINY_SWITCHES if s not in drop]
-
+from .cli_helpers import Capture as _Capture
+from .cli_helpers import assert_usage_error as _assert_usage_error
+from .cli_helpers import reset_accelerate as _reset_accelerate
+from .cli_helpers import tiny
 
 TINY = tiny()
-
-
-def _reset_accelerate() -> None:
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 # Accelerate keeps process-wide state between trainers; --threads changes torch's thread count.
@@ -62,24 +47,6 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return run, capture.out
 
 
-class _Capture:
-    """Collects stdout/stderr inside a module-scoped fixture (capsys is per test)."""
-
-    def __enter__(self) -> _Capture:
-        import contextlib
-        import io
-
-        self._out, self._err = io.StringIO(), io.StringIO()
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(contextlib.redirect_stdout(self._out))
-        self._stack.enter_context(contextlib.redirect_stderr(self._err))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
-        self.out, self.err = self._out.getvalue(), self._err.getvalue()
-
-
 def _write_images(folder: Path, layout: dict[str, int], size: int = 20) -> list[Path]:
     """Writes small random PNGs: ``{"sub/folder": count}``; returns their paths."""
     rng = np.random.default_rng(0)
@@ -95,15 +62,6 @@ def _write_images(folder: Path, layout: dict[str, int], size: int = 20) -> list[
 
 def _digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-
-
-def _assert_usage_error(code: int, capsys: pytest.CaptureFixture[str], *phrases: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.startswith("byol-pytorch: error: ") and "\n" not in err, err
-    for phrase in phrases:
-        assert phrase in err, err
-    return err
 
 
 def _monitor_knn(net: torch.nn.Module, k: int) -> float:

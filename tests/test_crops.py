@@ -1,4 +1,4 @@
-"""Loader-side crops (byol_pytorch/data/crops.py): the paper's crops from the whole photo, as uint8."""
+"""Loader-side crops (byol_pytorch/data/views/crops.py): the paper's crops from the whole photo, as uint8."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader
 
 from byol_pytorch import BYOL, CropSpec, ImageFolderDataset, LoaderCrops
 from byol_pytorch.data import CroppedViews, collate_views
-from byol_pytorch.data.crops import sample_crop
-from byol_pytorch.data.decode import draft_for
+from byol_pytorch.data.views.crops import sample_crop
+from byol_pytorch.data.formats.decode import draft_for
 
 GREEN, RED = (0, 255, 0), (255, 0, 0)
 
@@ -35,7 +35,7 @@ def _has_green(image: torch.Tensor) -> bool:
 
 
 def _training(folder: Path, size: int = 16, seed: int = 0) -> ImageFolderDataset:
-    return ImageFolderDataset(folder, size, views=LoaderCrops(CropSpec.paper(size), seed=seed))
+    return ImageFolderDataset(folder, size, crops=LoaderCrops(CropSpec.paper(size), seed=seed))
 
 
 def test_training_views_reach_the_borders_that_centre_cropping_never_sees(tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_large_jpegs_are_decoded_at_reduced_size(tmp_path: Path) -> None:
         assert image.size == (800, 600)
 
 
-def test_broken_files_are_skipped_and_counted_with_views(tmp_path: Path) -> None:
+def test_broken_files_are_skipped_and_counted_with_crops(tmp_path: Path) -> None:
     _framed_photo(tmp_path)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     training = _training(tmp_path)
@@ -155,15 +155,15 @@ def test_broken_files_are_skipped_and_counted_with_views(tmp_path: Path) -> None
     assert training.skipped_count == 1
 
 
-def test_with_views_shares_files_and_the_unreadable_mask(tmp_path: Path) -> None:
+def test_with_crops_shares_files_and_the_unreadable_mask(tmp_path: Path) -> None:
     _framed_photo(tmp_path)
     (tmp_path / "broken.png").write_bytes(b"nope")
     evaluation = ImageFolderDataset(tmp_path, 16)
-    training = evaluation.with_views(LoaderCrops(CropSpec.paper(16)))
-    assert evaluation.views is None and isinstance(training[0], CroppedViews)
+    training = evaluation.with_crops(LoaderCrops(CropSpec.paper(16)))
+    assert evaluation.crops is None and isinstance(training[0], CroppedViews)
     assert evaluation.skipped_count == 1
-    with pytest.raises(ValueError, match=r"views crop to \(8, 8\) but image_size is \(16, 16\)"):
-        evaluation.with_views(LoaderCrops(CropSpec.paper(8)))
+    with pytest.raises(ValueError, match=r"the crops are \(8, 8\) but image_size is \(16, 16\)"):
+        evaluation.with_crops(LoaderCrops(CropSpec.paper(8)))
 
 
 def test_the_module_takes_loader_views_and_keeps_its_tensor_api() -> None:
@@ -224,7 +224,7 @@ def test_a_shared_mask_twin_still_names_each_broken_file(tmp_path: Path) -> None
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     script = ("import sys; from byol_pytorch import ImageFolderDataset, LoaderCrops, CropSpec;"
               f"user = ImageFolderDataset({str(tmp_path)!r}, 16);"  # kept alive, as the trainer keeps it
-              "d = user.with_views(LoaderCrops(CropSpec.paper(16), seed=0));"
+              "d = user.with_crops(LoaderCrops(CropSpec.paper(16), seed=0));"
               "[d[i] for i in range(len(d))]; print(d.skipped_count)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "1"

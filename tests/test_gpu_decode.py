@@ -1,4 +1,4 @@
-"""Batched device decoding of JPEGs (byol_pytorch/data/gpu_decode.py); on CPU here, on CUDA where there is one."""
+"""Batched device decoding of JPEGs (byol_pytorch/data/views/gpu_decode.py); on CPU here, on CUDA where there is one."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from PIL import Image
 
 from byol_pytorch import CropSpec, ImageFolderDataset, LoaderCrops
 from byol_pytorch.data import CroppedViews, collate_views
-from byol_pytorch.data.crops import EncodedViews
-from byol_pytorch.data.gpu_decode import EncodedBatch, collate_encoded, decode_views
+from byol_pytorch.data.views.crops import EncodedViews
+from byol_pytorch.data.views.gpu_decode import EncodedBatch, collate_encoded, decode_views
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device")])]
@@ -33,8 +33,8 @@ def _smooth_photos(folder: Path, count: int = 4) -> Path:
 def test_device_decoding_gives_the_workers_views(tmp_path: Path, device: str) -> None:
     folder = _smooth_photos(tmp_path / "photos")
     spec = CropSpec.paper(16)
-    on_cpu = ImageFolderDataset(folder, 16, views=LoaderCrops(spec, seed=3))
-    encoded = ImageFolderDataset(folder, 16, views=LoaderCrops(spec, seed=3, encoded_jpegs=True))
+    on_cpu = ImageFolderDataset(folder, 16, crops=LoaderCrops(spec, seed=3))
+    encoded = ImageFolderDataset(folder, 16, crops=LoaderCrops(spec, seed=3, encoded_jpegs=True))
     items = [encoded[i] for i in range(4)]
     assert [type(item) for item in items] == [EncodedViews] * 3 + [CroppedViews]
     views = decode_views(collate_encoded(items), (16, 16), device)
@@ -48,11 +48,11 @@ def test_device_decoding_gives_the_workers_views(tmp_path: Path, device: str) ->
 def test_a_file_that_fails_to_decode_takes_another_images_views(tmp_path: Path,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     folder = _smooth_photos(tmp_path / "photos")
-    encoded = ImageFolderDataset(folder, 16, views=LoaderCrops(CropSpec.paper(16), encoded_jpegs=True))
+    encoded = ImageFolderDataset(folder, 16, crops=LoaderCrops(CropSpec.paper(16), encoded_jpegs=True))
     items = [encoded[i] for i in range(3)]
     intact = decode_views(collate_encoded(items), (16, 16), "cpu")
     items[1] = EncodedViews(items[1].data[:200], items[1].boxes)  # truncated after the header
-    with caplog.at_level(logging.WARNING, logger="byol_pytorch.data.gpu_decode"):
+    with caplog.at_level(logging.WARNING, logger="byol_pytorch.data.views.gpu_decode"):
         views = decode_views(collate_encoded(items), (16, 16), "cpu")
     for view, whole in zip(views, intact):
         assert view.shape == (3, 3, 16, 16)
@@ -123,7 +123,7 @@ def _corrupted_reads(decode, folder: Path, rounds: int = 20) -> int:
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_device_decoding_waits_for_the_queued_work_it_could_overwrite(tmp_path: Path) -> None:
-    from byol_pytorch.data.gpu_decode import _decode_all
+    from byol_pytorch.data.views.gpu_decode import _decode_all
 
     folder = tmp_path / "photos"
     folder.mkdir()

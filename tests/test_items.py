@@ -1,4 +1,4 @@
-"""Dict items (byol_pytorch/data/items.py): where the image is, and items refused before training."""
+"""Dict items (byol_pytorch/data/formats/items.py): where the image is, and items refused before training."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PIL import Image
 from torch.utils.data import IterableDataset
 
 from byol_pytorch.data import collate_images, to_image_tensor
-from byol_pytorch.data.items import check_first_item, image_of, label_of
+from byol_pytorch.data.formats.items import check_first_item, image_of, label_of
 from byol_pytorch.errors import NoImageInItemError
 
 from .photo_sources import hf_dataset, jpeg_bytes, photo
@@ -77,9 +77,11 @@ def test_check_first_item_refuses_what_holds_no_image(dataset: object, message: 
         check_first_item(dataset)  # type: ignore[arg-type]
 
 
-def test_check_first_item_accepts_every_image_kind() -> None:
-    for item in (torch.rand(3, 4, 4), np.zeros((4, 4, 3), np.uint8), photo(1), (photo(2), 1), {"image": photo(3)}):
-        assert check_first_item([item]) is not None
+def test_check_first_item_returns_the_image_of_every_image_kind() -> None:
+    images = (torch.rand(3, 4, 4), np.zeros((4, 4, 3), np.uint8), photo(1), photo(2), photo(3))
+    items = (images[0], images[1], images[2], (images[3], 1), {"image": images[4]})
+    for item, image in zip(items, images):
+        assert check_first_item([item]) is image
 
 
 def test_webdataset_samples_find_their_image_among_other_bytes() -> None:

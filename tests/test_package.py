@@ -18,7 +18,7 @@ HOMES = {
     "BYOL": "byol_pytorch.model",
     "BYOLAugmentation": "byol_pytorch.model",
     "BYOLOutput": "byol_pytorch.model",
-    "CropSpec": "byol_pytorch.model",
+    "CropSpec": "byol_pytorch.sizes",
     "FrozenEncoder": "byol_pytorch.model",
     "cosine_tau": "byol_pytorch.model",
     "DigitsDataset": "byol_pytorch.data",

@@ -85,7 +85,7 @@ def test_the_loader_goes_on_past_the_epoch_and_crops_follow_the_epoch_of_each_it
     batches = list(itertools.islice(iter(data.loader(start=2)), 3))  # positions 2..13: epochs 0, 1 and 2
     views = torch.cat([b.view_1 for b in batches])
     sampler = SpanningSampler(6, 4, 1, 0, seed=5, start=2)
-    reference = ImageFolderDataset(folder, 16, views=LoaderCrops(spec, seed=5))
+    reference = ImageFolderDataset(folder, 16, crops=LoaderCrops(spec, seed=5))
     for row, (epoch, index) in zip(views, take(sampler, 12)):
         reference.set_epoch(epoch)
         assert torch.equal(row, reference[index].view_1)

@@ -12,8 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from byol_pytorch.data import collate_images
-from byol_pytorch.data.photos import PhotoTransform
+from byol_pytorch.data import PhotoTransform, collate_images
 from byol_pytorch.data.streams import StreamItem, TrainingStream, collate_stream, stream_state
 
 from .photo_sources import hf_dataset, sample_key, write_shards
@@ -83,7 +82,7 @@ def test_a_webdatasets_own_splitters_give_way_to_the_slots(shard_sets, shards: i
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import webdataset as wds
 
-    from byol_pytorch.data.adapt import training_source
+    from byol_pytorch.data.pipeline.prepare import prepare_dataset
 
     pattern, keys = shard_sets[shards]
     # Its default stages split by worker and refuse two processes (read from RANK and WORLD_SIZE, as a launcher
@@ -92,7 +91,7 @@ def test_a_webdatasets_own_splitters_give_way_to_the_slots(shard_sets, shards: i
     monkeypatch.setenv("WORLD_SIZE", "2")
     pipeline = wds.WebDataset(pattern, shardshuffle=False).decode("pil")
     stages = list(pipeline.pipeline)
-    stream = training_source(pipeline, image_size=8, image_key="image", rank=1, world_size=2, seed=0,
+    stream = prepare_dataset(pipeline, image_size=8, image_key="image", rank=1, world_size=2, seed=0,
                              shuffle_buffer=2)
     assert isinstance(stream, TrainingStream) and stream.rank == 1
     seen = _passes_read(pipeline, world_size=2, workers=2, items_per_rank=24)
@@ -151,7 +150,7 @@ def test_broken_photos_are_skipped_with_one_line(tmp_path: Path, caplog: pytest.
     pattern = write_shards(tmp_path, 2, 3, broken=(1, 4))
     stream = TrainingStream(pattern, transform=PhotoTransform(16), shuffle_buffer=1, shuffle_shards=False)
     loader = DataLoader(stream, batch_size=2, collate_fn=partial(collate_stream, collate=collate_images))
-    with caplog.at_level(logging.WARNING, logger="byol_pytorch.data.streams"):
+    with caplog.at_level(logging.WARNING, logger="byol_pytorch.data"):
         batches = list(islice(loader, 4))  # two passes: each broken sample is named once
     assert batches[0].batch.shape == (2, 3, 16, 16) and batches[0].batch.dtype == torch.float32
     # Samples 0, 2, 3, 5 decode; the batch's position is after its last read sample.

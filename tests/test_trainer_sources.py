@@ -98,7 +98,7 @@ def test_a_resumed_stream_behaves_as_documented(tmp_path: Path, monkeypatch: pyt
 
 
 def test_shards_decode_their_jpegs_on_the_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from byol_pytorch.data import pipeline
+    from byol_pytorch.data.pipeline import training as pipeline
 
     decoded: list[int] = []
     decode = pipeline.decode_views

@@ -9,22 +9,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Subset
 
-from ..data import DigitsDataset, ImageFolderDataset
-from ..data.folder import OnUnreadable, UnreadableReports
-from ..data.items import IMAGE_KEY, check_first_item
-from ..data.photos import UnreadableImageError
-from ..data.sources import (
-    DEFAULT_LABEL_COLUMN,
-    SourceError,
-    indexed_images,
-    source_kind,
-    training_images,
-    unreadable_items,
-)
-from ..data.streams import TrainingStream
+from ..data import DigitsDataset, ImageFolderDataset, TrainingStream, UnreadableImageError, UnreadableReports
+from ..data.datasets.base import OnUnreadable
+from ..data.formats.items import IMAGE_KEY, check_first_item
 from ..errors import MissingClassFolderError, NoImageInItemError, NoImagesError
 from ..evaluate import labelled_split
 from .common import CLIError, first_line
+from .sources import DEFAULT_LABEL_COLUMN, SourceError, indexed_images, source_kind, training_images, unreadable_items
 
 
 def image_folder(path: str, image_size: int, labelled: bool, flag: str,
@@ -93,7 +84,7 @@ def training_set(data: str | None, image_size: int, *, batch_size: int, rank: in
 
 
 def source_kind_or_error(data: str, flag: str) -> str:
-    """:func:`~byol_pytorch.data.sources.source_kind`, its error as an instruction."""
+    """:func:`~byol_pytorch.cli.sources.source_kind`, its error as an instruction."""
     try:
         return source_kind(data)
     except SourceError as err:

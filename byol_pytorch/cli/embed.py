@@ -11,13 +11,13 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import atomic_save, atomic_write
-from ..data.sources import item_names, unreadable_items
 from ..devices import set_cpu_threads
 from ..export import save_safetensors
 from .common import PROG, CLIError, pick_device
 from .datasets import Unlabelled, source_images
 from .runs import load_trained, read_run
 from .scoring import features_of
+from .sources import item_names, unreadable_items
 
 # What ``embed --out`` writes, by suffix.
 EMBEDDING_FORMATS = (".npy", ".pt", ".safetensors", ".parquet")

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..config import TrainerConfig
-from ..data.folder import UnreadableReports
+from ..data import UnreadableReports
 from ..devices import set_cpu_threads
 from ..errors import ImageSizeError
 from ..metrics import load_metrics

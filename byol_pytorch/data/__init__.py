@@ -10,7 +10,7 @@ module provides
 * :class:`MockDataset`, deterministic random images for tests and smoke runs;
 * :class:`ImageFolderDataset`, every image under a folder, robust to corrupt
   files so that one bad JPEG never ends a long run: centre-cropped by the
-  standard evaluation transform, or (``views=LoaderCrops(...)``) as the two
+  standard evaluation transform, or (``crops=LoaderCrops(...)``) as the two
   training views' crops, drawn from the whole photo in the loader as uint8
   (:func:`collate_views` batches them);
 * :class:`DigitsDataset`, scikit-learn's bundled 8x8 handwritten digits, a real
@@ -24,28 +24,40 @@ module provides
   size or loader-cropped views;
 * :class:`TrainingStream`, tar shards, ``datasets.IterableDataset`` s and other
   streams split across processes and workers, shuffled in a buffer, resumable;
-* :mod:`.sources`, what the command line's ``--data`` names, opened.
+* :class:`CropsInLoader`, what every dataset, transform and stream whose items
+  can become the two views implements.
 
-Nothing here imports ``accelerate``; the module only depends on torch,
+The modules are grouped by job: ``formats`` (where an item's image is, to a
+tensor, decoding a photo, the evaluation crop), ``datasets`` (folders and rows
+of photos sharing one decode-and-skip, random images, digits), ``views`` (the
+views' crops drawn in the loader, JPEGs decoded on the device), ``streams``
+(tar shards, per-slot readers, the stream, its progress) and ``pipeline``
+(from what a trainer is given to the learner's input).
+
+Nothing here imports ``accelerate`` or ``byol_pytorch.model``; the package only depends on torch,
 torchvision, PIL, numpy and scikit-learn (``webdataset`` and ``datasets`` when
 shards or Hugging Face data are read).
 """
 
-from .crops import CroppedViews, LoaderCrops, collate_views
-from .digits import DigitsDataset
-from .evaluation import EVAL_RESIZE
-from .folder import ImageFolderDataset, UnreadableReports
-from .images import IMAGE_EXTENSIONS, collate_images, to_image_tensor
-from .items import IMAGE_KEY, check_first_item, image_of
-from .mock import MockDataset
-from .photos import PhotoDataset, PhotoTransform, UnreadableImageError
-from .streams import TrainingStream
+from .datasets.base import UnreadableReports
+from .datasets.digits import DigitsDataset
+from .datasets.folder import ImageFolderDataset
+from .datasets.mock import MockDataset
+from .datasets.photos import PhotoDataset
+from .formats.center_crop import EVAL_RESIZE
+from .formats.decode import UnreadableImageError
+from .formats.items import IMAGE_KEY, check_first_item, image_of
+from .formats.photo import PhotoTransform
+from .formats.tensors import IMAGE_EXTENSIONS, collate_images, to_image_tensor
+from .streams.stream import TrainingStream
+from .views.crops import CroppedViews, CropsInLoader, LoaderCrops, collate_views
 
 __all__ = [
     "EVAL_RESIZE",
     "IMAGE_EXTENSIONS",
     "IMAGE_KEY",
     "CroppedViews",
+    "CropsInLoader",
     "DigitsDataset",
     "ImageFolderDataset",
     "LoaderCrops",

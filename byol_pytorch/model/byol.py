@@ -471,7 +471,7 @@ class BYOL(nn.Module):
     def _augmented_views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both prepared views of checked images ``x``, one per pipeline."""
         self._check_batch(x.shape[0])
-        # Augment in full precision: autocast would run kornia's filters in bf16/fp16.
+        # Augment in full precision: autocast would run the crop's resize and the colour and blur arithmetic in bf16/fp16.
         with torch.autocast(device_type=x.device.type, enabled=False):
             return self._prepare(self.augment1(x)), self._prepare(self.augment2(x))
 

@@ -2,12 +2,14 @@
 
 Colour jitter (brightness, contrast, saturation and hue, applied in an order
 drawn for each image), random grayscale, Gaussian blur with a per-image sigma
-and solarize (values of 0.5 and above inverted, the paper's threshold), written as a fixed sequence of batched tensor operations: no
-Python loop over images, nothing read back to the host, so a CUDA stream never
-waits on the CPU. Each operation acts on every image; an image that did not
-draw it gets the operation's identity (factor 1, hue shift 0, a one-tap blur
-kernel), which leaves its values unchanged (the hue rotation by 0 up to float
-rounding).
+and solarize (values of 0.5 and above inverted, the paper's threshold). On a
+GPU they run as a fixed sequence of batched tensor operations: nothing is read
+back to the host, so a CUDA stream never waits on the CPU, and each operation
+acts on every image, an image that did not draw it getting the operation's
+identity (factor 1, hue shift 0, a one-tap blur kernel; the hue rotation by 0
+leaves values unchanged up to float rounding). On the CPU a Python loop goes
+over runs of images that drew the same order of the jitter, and each step runs
+only on the images that drew it (:meth:`PhotometricAugmentation.apply`).
 
 The factors follow torchvision's ``ColorJitter``: brightness, contrast and
 saturation factors uniform in ``[max(0, 1 - s), 1 + s]``, the hue shift uniform
@@ -220,17 +222,16 @@ class PhotometricAugmentation(nn.Module):
           that share their order of the jitter go through together, a few
           MiB at a time (:data:`CPU_CHUNK_BYTES`, so that they stay in a
           core's cache between steps), and each step runs only on the images
-          that drew it. On 64 images of 224 px this did about half the
-          arithmetic of the batched way, and the blur of view 2 (p = 0.1) a
-          tenth.
+          that drew it, so a rarely drawn step (the blur of view 2, p = 0.1)
+          costs in proportion (figures: ``docs/performance.md``).
 
         Args:
             x: the images.
             draw: from :meth:`draw`, for as many images.
             batched: force one way (``None``: by ``x``'s device).
             inplace: write the result into ``x`` (for images the caller owns:
-                a fresh batch of 64 at 224 px cost the CPU 11 ms of page
-                faults); by default ``x`` stays as it was.
+                it saves allocating and faulting in a fresh batch); by default
+                ``x`` stays as it was.
         """
         if x.dim() != 4 or not x.is_floating_point():
             raise TypeError(f"expected (B, C, H, W) floating-point images, got shape {tuple(x.shape)} of {x.dtype}")

@@ -7,17 +7,17 @@ and names the shapes when they differ.
 
 from __future__ import annotations
 
-import operator
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
-from .items import decode_image, image_of
+from .decode import SIXTEEN_BIT_MODES, open_image
+from .items import image_of
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".jpg",
@@ -32,14 +32,8 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".pgm",
 )
 
-ImageSize = int | tuple[int, int]
-Split = Literal["train", "test", "all"]
-
 # PIL modes that keep their channel layout; everything else becomes RGB.
 _KEPT_PIL_MODES = ("L", "RGB", "RGBA")
-# Converting these to RGB would clip values above 255, so they are scaled to
-# [0, 1] as single-channel images instead.
-_SIXTEEN_BIT_PIL_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 # How many distinct shapes a collate error lists before it stops; a dataset of
 # unresized photos can have hundreds and the message must stay readable.
@@ -123,7 +117,7 @@ def _numpy_to_image(array: np.ndarray) -> torch.Tensor:
 
 def _pil_to_image(image: Image.Image) -> torch.Tensor:
     mode = image.mode
-    if mode in _SIXTEEN_BIT_PIL_MODES:
+    if mode in SIXTEEN_BIT_MODES:
         values = np.asarray(image, dtype=np.float32) / 65535.0
         return torch.from_numpy(np.clip(values, 0.0, 1.0)).unsqueeze(0).contiguous()
     if mode == "F":
@@ -159,7 +153,7 @@ def to_image_tensor(item: Any, image_key: str | None = "image") -> torch.Tensor:
               ignored;
             * a dict (a Hugging Face row, a WebDataset sample) holding one of the
               above, or encoded image bytes, under ``image_key`` or as its only
-              image-like value (:func:`~byol_pytorch.data.items.image_of`).
+              image-like value (:func:`~byol_pytorch.data.image_of`).
         image_key: the key of a dict item's image.
 
     Returns:
@@ -173,7 +167,7 @@ def to_image_tensor(item: Any, image_key: str | None = "image") -> torch.Tensor:
         NoImageInItemError: a dict item holds no image; the message lists its keys.
     """
     if isinstance(item, Mapping):
-        item = decode_image(image_of(item, image_key))
+        item = open_image(image_of(item, image_key))
         if isinstance(item, Image.Image):
             with item:
                 return _pil_to_image(item)
@@ -236,16 +230,3 @@ def collate_images(items: Sequence[Any], image_key: str | None = "image") -> tor
             f"ImageFolderDataset(root, image_size=...) resizes every image)"
         )
     return torch.stack(images)
-
-
-def check_index(index: Any, length: int) -> int:
-    """Turns ``index`` into a non-negative int below ``length`` (negatives count back)."""
-    try:
-        position = operator.index(index)
-    except TypeError:
-        raise TypeError(
-            f"dataset index must be an integer, got {index!r} of type {type(index).__name__}"
-        ) from None
-    if not -length <= position < length:
-        raise IndexError(f"index {position} is out of range for a dataset of length {length}")
-    return position % length

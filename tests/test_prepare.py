@@ -1,4 +1,4 @@
-"""What the trainer is given, made into what its data pipeline reads (byol_pytorch/data/adapt.py)."""
+"""What the trainer is given, made into what its data pipeline reads (byol_pytorch/data/pipeline/prepare.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import IterableDataset
 
 from byol_pytorch.data import ImageFolderDataset, PhotoDataset, TrainingStream
-from byol_pytorch.data.adapt import is_stream, training_source
+from byol_pytorch.data.formats.items import is_stream
+from byol_pytorch.data.pipeline.prepare import prepare_dataset
 from byol_pytorch.errors import NoImageInItemError
 
 from .photo_sources import hf_dataset, photo
@@ -27,12 +28,12 @@ class _Photos(IterableDataset):
 
 def test_tensors_stay_and_photos_are_sized_in_the_loader(tmp_path) -> None:
     tensors = [torch.rand(3, 16, 16) for _ in range(4)]
-    assert training_source(tensors, **OPTIONS) is tensors
-    rows = training_source(hf_dataset(4), **OPTIONS)
+    assert prepare_dataset(tensors, **OPTIONS) is tensors
+    rows = prepare_dataset(hf_dataset(4), **OPTIONS)
     assert isinstance(rows, PhotoDataset) and rows[0].shape == (3, 16, 16) and rows[1].shape == (3, 16, 16)
     photo(0).save(tmp_path / "a.jpg")
     folder = ImageFolderDataset(tmp_path, 16)
-    assert training_source(folder, **OPTIONS) is folder
+    assert prepare_dataset(folder, **OPTIONS) is folder
 
 
 @pytest.mark.parametrize("kind", ["plain", "hugging face", "training stream"])
@@ -40,7 +41,7 @@ def test_streams_become_this_process_s_training_stream(kind: str) -> None:
     source = {"plain": _Photos(), "hugging face": hf_dataset(8).to_iterable_dataset(num_shards=2),
               "training stream": TrainingStream(_Photos(), rank=0, world_size=1, shuffle_buffer=2)}[kind]
     assert is_stream(source)
-    stream = training_source(source, **{**OPTIONS, "rank": 1, "world_size": 2})
+    stream = prepare_dataset(source, **{**OPTIONS, "rank": 1, "world_size": 2})
     assert isinstance(stream, TrainingStream) and (stream.rank, stream.world_size) == (1, 2)
     if kind != "training stream":  # the user's own stream keeps its own transform (none here)
         assert all(item.item.shape == (3, 16, 16) for item in islice(iter(stream), 6))
@@ -48,8 +49,8 @@ def test_streams_become_this_process_s_training_stream(kind: str) -> None:
 
 def test_items_without_images_are_refused_before_training() -> None:
     with pytest.raises(NoImageInItemError, match=r"keys \['label'\]"):
-        training_source(hf_dataset(2).remove_columns("image"), **OPTIONS)
+        prepare_dataset(hf_dataset(2).remove_columns("image"), **OPTIONS)
     with pytest.raises(NoImageInItemError, match=r"keys \['caption', 'label'\]: no key 'pixels' and no image-like"):
-        training_source([{"caption": "a cat", "label": 1}], **{**OPTIONS, "image_key": "pixels"})
+        prepare_dataset([{"caption": "a cat", "label": 1}], **{**OPTIONS, "image_key": "pixels"})
     with pytest.raises(TypeError, match=r"holds a builtins\.str"):
-        training_source(["a.jpg", "b.jpg"], **OPTIONS)
+        prepare_dataset(["a.jpg", "b.jpg"], **OPTIONS)

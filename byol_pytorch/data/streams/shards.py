@@ -18,7 +18,7 @@ import tarfile
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import NoImagesError
+from ...errors import NoImagesError
 
 _LOG = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
-"""What a trainer is given, made into what its data pipeline reads: checked, and photos sized in the loader.
+"""What a trainer is given, made into the dataset its pipeline reads: checked, and photos sized in the loader.
 
-:func:`training_source` reads the first item (so that a dataset without
+:func:`prepare_dataset` reads the first item (so that a dataset without
 images is refused before any folder is written) and then
 
 * keeps a dataset whose items are tensors or arrays (batched as they are),
@@ -19,22 +19,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from PIL import Image
-from torch.utils.data import Dataset, IterableDataset
+from torch.utils.data import Dataset
 
-from .folder import ImageFolderDataset
-from .images import ImageSize
-from .items import check_first_item
-from .photos import PhotoDataset, PhotoTransform
-from .streams import TrainingStream
-
-
-def is_stream(dataset: Any) -> bool:
-    """Whether ``dataset`` is read as a stream (no length, no indexing): an iterable dataset of any kind."""
-    if isinstance(dataset, (IterableDataset, TrainingStream)):
-        return True
-    # datasets.IterableDataset is not a torch IterableDataset in every version of datasets.
-    return type(dataset).__module__.startswith("datasets.") and hasattr(dataset, "set_epoch") \
-        and not hasattr(dataset, "__getitem__")
+from ...sizes import ImageSize
+from ..datasets.folder import ImageFolderDataset
+from ..datasets.photos import PhotoDataset
+from ..formats.items import check_first_item, is_stream
+from ..formats.photo import PhotoTransform
+from ..streams.stream import TrainingStream
+from ..views.crops import CropsInLoader
 
 
 def holds_photos(image: Any) -> bool:
@@ -42,20 +35,16 @@ def holds_photos(image: Any) -> bool:
     return isinstance(image, (Image.Image, bytes, bytearray, memoryview, Mapping))
 
 
-def takes_loader_crops(source: Any) -> bool:
-    """Whether the loader can crop ``source``'s views from whole photos (a source :func:`training_source` made).
+def takes_loader_crops(dataset: Any) -> bool:
+    """Whether the loader can crop ``dataset``'s views from whole photos (a dataset :func:`prepare_dataset` made).
 
     Folders and :class:`PhotoDataset` s can, as can a :class:`TrainingStream`
-    whose transform is a :class:`PhotoTransform`; all of them without views yet.
+    whose transform is a :class:`PhotoTransform`; all of them without crops yet.
     """
-    if isinstance(source, (ImageFolderDataset, PhotoDataset)):
-        return source.views is None
-    if isinstance(source, TrainingStream):
-        return isinstance(source.transform, PhotoTransform) and source.transform.views is None
-    return False
+    return isinstance(dataset, CropsInLoader) and dataset.takes_crops()
 
 
-def training_source(dataset: Any, *, image_size: ImageSize | None, image_key: str | None, rank: int,
+def prepare_dataset(dataset: Any, *, image_size: ImageSize | None, image_key: str | None, rank: int,
                     world_size: int, seed: int, shuffle_buffer: int) -> Dataset | TrainingStream:
     """``dataset`` as the data pipeline reads it (see the module's notes).
 
@@ -76,13 +65,14 @@ def training_source(dataset: Any, *, image_size: ImageSize | None, image_key: st
     if isinstance(dataset, TrainingStream):
         check_first_item(dataset.source_samples(), getattr(dataset.transform, "image_key", image_key))
         return dataset.for_process(rank, world_size)
+    stream = is_stream(dataset)
     # A stream's first item as one slot reads it (a webdataset pipeline without its splitters, which may refuse).
-    image = check_first_item(TrainingStream(dataset).source_samples() if is_stream(dataset) else dataset, image_key)
+    image = check_first_item(TrainingStream(dataset).source_samples() if stream else dataset, image_key)
     photos = holds_photos(image) and not isinstance(dataset, ImageFolderDataset)
     if photos and image_size is None:
         raise ValueError(f"the items hold photos ({type(image).__name__}) to size, but no image_size was given")
     transform = PhotoTransform(image_size, image_key=image_key) if photos else None
-    if is_stream(dataset):
+    if stream:
         return TrainingStream(dataset, rank=rank, world_size=world_size, transform=transform,
                               shuffle_buffer=shuffle_buffer, seed=seed)
     if transform is not None and not isinstance(dataset, PhotoDataset):

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..model.augment import as_size
-from .images import ImageSize, check_index
+from ...sizes import ImageSize, as_size
+from .base import check_index
 
 
 class MockDataset(Dataset):

@@ -101,7 +101,7 @@ def decode_views(batch: EncodedBatch, size: tuple[int, int], device: torch.devic
     Returns:
         ``CroppedViews`` of two ``(B, 3, *size)`` uint8 tensors on ``device``. A
         file that fails to decode takes the views of another image of the
-        batch (reported on the logger ``byol_pytorch.data.gpu_decode``).
+        batch (reported on the logger ``byol_pytorch.data.views.gpu_decode``).
     """
     device = torch.device(device)
     count = len(batch.data) + (0 if batch.ready is None else batch.ready.view_1.shape[0])

@@ -13,15 +13,16 @@ worker, in any process start method, and after a resume from a checkpoint.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..model.augment import CropSpec
-from .decode import draft_for, load_upright_rgb8, pil_to_uint8, upright_size
+from ...sizes import CropSpec
+from ..formats.decode import draft_for, load_upright_rgb8, pil_to_uint8, upright_size
 
 # Attempts at a crop inside the image before falling back to the largest centred one.
 _ATTEMPTS = 10
@@ -104,7 +105,7 @@ def sample_crop(height: int, width: int, spec: CropSpec, rng: np.random.Generato
 class LoaderCrops:
     """Draws both views' crops and flips in the loader, from the whole decoded image.
 
-    Given to :class:`~byol_pytorch.data.ImageFolderDataset` (``views=``), it
+    Given to :class:`~byol_pytorch.data.ImageFolderDataset` (``crops=``), it
     makes each item a :class:`CroppedViews` pair of uint8 ``(3, H, W)`` crops.
     Each view has its own draw, per image. JPEGs are decoded at 1/2, 1/4 or 1/8
     of their size when both crops still get at least their output size from
@@ -118,7 +119,7 @@ class LoaderCrops:
             a generator seeded with ``(seed, epoch, index)``.
         encoded_jpegs: hand on RGB and grayscale JPEGs undecoded, with their
             boxes (:class:`EncodedViews`), for
-            :func:`~byol_pytorch.data.gpu_decode.decode_views` to decode in
+            :func:`~byol_pytorch.data.views.gpu_decode.decode_views` to decode in
             batches on the device; other files are cropped here as usual.
     """
 
@@ -152,8 +153,7 @@ class LoaderCrops:
         region = (box.left * scale_x, box.top * scale_y, min((box.left + box.width) * scale_x, image.width),
                   min((box.top + box.height) * scale_y, image.height))
         # reducing_gap: shrink by a whole factor with a box filter first when the crop is 1.5x the
-        # output or more; on 224-px views of 1024x768 photos that halves the time and moves pixels
-        # by under one grey level on average (0.3/255 measured).
+        # output or more (faster, the pixels barely move: docs/performance.md).
         crop = image.resize((out_w, out_h), Image.Resampling.BICUBIC, box=region, reducing_gap=REDUCING_GAP)
         if box.flip:
             crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -191,6 +191,56 @@ class LoaderCrops:
         return f"{type(self).__name__}(spec={self.spec!r}, seed={self.seed}, encoded_jpegs={self.encoded_jpegs})"
 
 
+Cropper = TypeVar("Cropper", bound="CropsInLoader")
+
+
+class CropsInLoader(ABC):
+    """What can hand its items on as both views, cropped in the loader by a :class:`LoaderCrops`.
+
+    :class:`~byol_pytorch.data.ImageFolderDataset`, :class:`~byol_pytorch.data.PhotoDataset`,
+    :class:`~byol_pytorch.data.PhotoTransform` and :class:`~byol_pytorch.data.TrainingStream`
+    are; the training pipeline asks this and nothing else. In the data layer
+    *crops* are what draws (a :class:`LoaderCrops`), *views* what is drawn
+    (:class:`CroppedViews`, what ``BYOL(views=...)`` takes).
+    """
+
+    @property
+    @abstractmethod
+    def crops(self) -> LoaderCrops | None:
+        """The crops drawn for each item, or ``None``: items are whole images."""
+
+    @abstractmethod
+    def with_crops(self: Cropper, crops: LoaderCrops) -> Cropper:
+        """A copy whose items are the two views, cropped by ``crops``."""
+
+    def takes_crops(self) -> bool:
+        """Whether :meth:`with_crops` can be given crops now (none drawn yet)."""
+        return self.crops is None
+
+    @property
+    def views(self) -> LoaderCrops | None:
+        """:attr:`crops` under the name byol-pytorch 1.0 gave it."""
+        return self.crops
+
+    def with_views(self: Cropper, views: LoaderCrops) -> Cropper:
+        """:meth:`with_crops` under the name byol-pytorch 1.0 gave it."""
+        return self.with_crops(views)
+
+
+def crops_argument(crops: LoaderCrops | None, views: LoaderCrops | None) -> LoaderCrops | None:
+    """The crops a constructor was given as ``crops=`` or, as in byol-pytorch 1.0, ``views=``.
+
+    Raises:
+        TypeError: both are given, or the one given is not a :class:`LoaderCrops`.
+    """
+    if crops is not None and views is not None:
+        raise TypeError("pass the loader crops once: crops= (views= is its 1.0 name)")
+    crops = crops if crops is not None else views
+    if crops is not None and not isinstance(crops, LoaderCrops):
+        raise TypeError(f"crops must be a LoaderCrops or None, got {type(crops).__name__}")
+    return crops
+
+
 def collate_views(items: Sequence[CroppedViews | tuple[CroppedViews, int]]) -> CroppedViews:
     """Stacks items of a ``LoaderCrops`` dataset into one :class:`CroppedViews` of ``(B, 3, H, W)`` uint8.
 
@@ -200,5 +250,5 @@ def collate_views(items: Sequence[CroppedViews | tuple[CroppedViews, int]]) -> C
         raise ValueError("collate_views got an empty list of items; expected at least one")
     pairs = [item if isinstance(item, CroppedViews) else item[0] for item in items]
     if not all(isinstance(pair, CroppedViews) for pair in pairs):
-        raise TypeError("collate_views expects CroppedViews items (ImageFolderDataset(views=LoaderCrops(...)))")
+        raise TypeError("collate_views expects CroppedViews items (ImageFolderDataset(crops=LoaderCrops(...)))")
     return CroppedViews(torch.stack([p.view_1 for p in pairs]), torch.stack([p.view_2 for p in pairs]))

@@ -50,61 +50,22 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .photos import PhotoTransform, UnreadableImageError
-from .stream_sources import Position, Slot, source_of
+from ..formats.decode import UnreadableImageError, log_skipped
+from ..formats.photo import PhotoTransform
+from ..views.crops import CropsInLoader, LoaderCrops
+from .progress import StreamItem
+from .readers import Position, Slot, reader_for
 
 _LOG = logging.getLogger(__name__)
 
 
-class StreamItem(NamedTuple):
-    """One item of a stream as the loader receives it.
-
-    Attributes:
-        item: the sample, transformed.
-        slot: ``"rank/worker"`` of the slot that read it.
-        position: the slot's position after it (what a resume restarts from).
-        key: the sample's ``__key__`` (shards, dict items that have one), else ``None``.
-    """
-
-    item: Any
-    slot: str
-    position: Position
-    key: str | None = None
-
-
-class StreamBatch(NamedTuple):
-    """A batch of stream items.
-
-    Attributes:
-        batch: the items collated.
-        positions: the position of each slot the items came from, after its last item.
-        keys: ``(key, pass)`` of each item, in batch order (``key`` ``None`` where samples have none).
-    """
-
-    batch: Any
-    positions: dict[str, Position]
-    keys: list[tuple[str | None, int]]
-
-
-def collate_stream(items: Sequence[StreamItem], collate: Callable[[list[Any]], Any]) -> StreamBatch:
-    """Collates the items of a stream with ``collate`` and keeps each slot's last position.
-
-    Args:
-        items: ``StreamItem`` s, as :class:`TrainingStream` yields them.
-        collate: the collate function of the items themselves (``collate_images``, ``collate_views``...).
-    """
-    positions = {item.slot: item.position for item in items}
-    keys = [(item.key, int(item.position["pass"])) for item in items]
-    return StreamBatch(collate([item.item for item in items]), positions, keys)
-
-
-class TrainingStream(IterableDataset):
+class TrainingStream(IterableDataset, CropsInLoader):
     """An endless, shuffled, resumable stream of one process's part of a source (see the module's notes).
 
     Args:
@@ -117,7 +78,7 @@ class TrainingStream(IterableDataset):
         world_size: the number of processes reading the stream.
         transform: applied in the worker to each kept sample, as
             ``transform(sample, index, pass)`` (e.g. a
-            :class:`~byol_pytorch.data.photos.PhotoTransform`); a sample whose
+            :class:`~byol_pytorch.data.PhotoTransform`); a sample whose
             image does not decode (``UnreadableImageError``) is logged and
             passed over. ``None`` yields the samples as they are.
         shuffle_buffer: samples held per slot to draw the order from; 1 keeps the source's order.
@@ -136,7 +97,7 @@ class TrainingStream(IterableDataset):
         self.shuffle_buffer, self.seed, self.shuffle_shards = int(shuffle_buffer), int(seed), shuffle_shards
         self.source = source
         # Our own transform decodes encoded images itself; another callable gets the samples as the source makes them.
-        self._source = source_of(source, rank, world_size, self.seed, shuffle_shards,
+        self._reader = reader_for(source, rank, world_size, self.seed, shuffle_shards,
                                  undecoded=isinstance(transform, PhotoTransform))
         self._start: dict[str, Any] = {}
 
@@ -150,20 +111,24 @@ class TrainingStream(IterableDataset):
         return twin
 
     @property
-    def views(self) -> Any:
+    def crops(self) -> LoaderCrops | None:
         """The loader crops its transform draws, if it has any (``None``: whole images)."""
-        return getattr(self.transform, "views", None)
+        return self.transform.crops if isinstance(self.transform, CropsInLoader) else None
 
-    def with_views(self, views: Any) -> TrainingStream:
-        """A copy whose transform draws the two training views' crops (its transform must have ``with_views``).
+    def takes_crops(self) -> bool:
+        """Whether its transform can draw the views (a :class:`~byol_pytorch.data.PhotoTransform`) and draws none yet."""
+        return isinstance(self.transform, CropsInLoader) and self.transform.takes_crops()
+
+    def with_crops(self, crops: LoaderCrops) -> TrainingStream:
+        """A copy whose transform draws the two training views with ``crops``.
 
         Raises:
             TypeError: the transform cannot draw views (``None``, or a function of the user's).
         """
-        if not hasattr(self.transform, "with_views"):
-            raise TypeError(f"loader crops need a transform with with_views (a PhotoTransform), got {self.transform!r}")
+        if not isinstance(self.transform, CropsInLoader):
+            raise TypeError(f"loader crops need a transform that draws them (a PhotoTransform), got {self.transform!r}")
         twin = copy.copy(self)
-        twin.transform = self.transform.with_views(views)  # type: ignore[union-attr]
+        twin.transform = self.transform.with_crops(crops)
         return twin
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -177,7 +142,7 @@ class TrainingStream(IterableDataset):
 
     def source_samples(self) -> Iterator[Any]:
         """The source's samples as a single slot reads them in pass 0, untransformed (to check the first one)."""
-        for sample, _ in self._source.samples(Slot(0, 0, 1, 1), {"pass": 0}):
+        for sample, _ in self._reader.samples(Slot(0, 0, 1, 1), {"pass": 0}):
             yield sample
 
     def _slot(self) -> Slot:
@@ -215,7 +180,7 @@ class TrainingStream(IterableDataset):
         buffer: list[Any] = []
         position = start
         counter = 0
-        for sample, position in self._source.samples(slot, start):
+        for sample, position in self._reader.samples(slot, start):
             if len(buffer) + 1 < self.shuffle_buffer:
                 buffer.append(sample)
                 continue
@@ -241,10 +206,9 @@ class TrainingStream(IterableDataset):
             return self.transform(sample, index, position["pass"])
         except UnreadableImageError as error:
             key = _key_of(sample) or f"#{counter}"
-            if key in reported:
-                return None
-            reported.add(key)
-            _LOG.warning("skipped unreadable image %s (stream slot %s): %s", key, slot.name, error.reason)
+            if key not in reported:
+                reported.add(key)
+                log_skipped(f"{key} (stream slot {slot.name})", error.reason)
             return None
 
 
@@ -257,38 +221,3 @@ def _draw(buffer: list[Any], rng: np.random.Generator) -> Any:
     chosen = int(rng.integers(len(buffer)))
     buffer[chosen], buffer[-1] = buffer[-1], buffer[chosen]
     return buffer.pop()
-
-
-def stream_state(positions: dict[str, Position], slots: int) -> dict[str, Any]:
-    """The state a checkpoint saves: the positions of the consumed batches' slots, and how many slots there were."""
-    return {"slots": int(slots), "positions": {name: dict(p) for name, p in sorted(positions.items())}}
-
-
-class StreamProgress:
-    """Where a process's stream stands: the positions of the batches training consumed (main loop side).
-
-    Args:
-        slots: slots of all processes (``world_size x max(num_workers, 1)``), saved with the positions.
-    """
-
-    def __init__(self, slots: int) -> None:
-        self.slots = int(slots)
-        self.positions: dict[str, Position] = {}
-
-    def consume(self, batch: StreamBatch) -> Any:
-        """Records a batch's positions as consumed; returns its collated items."""
-        self.positions.update(batch.positions)
-        return batch.batch
-
-    def state_dict(self) -> dict[str, Any]:
-        """This process's part of the stream's state (merge the processes' with :func:`merge_states`)."""
-        return stream_state(self.positions, self.slots)
-
-
-def merge_states(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One stream state from every process's (their slots are disjoint)."""
-    merged: dict[str, Position] = {}
-    for state in states:
-        merged.update(state.get("positions", {}))
-    return stream_state(merged, states[0]["slots"] if states else 0)
-

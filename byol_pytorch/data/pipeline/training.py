@@ -31,14 +31,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .adapt import takes_loader_crops, training_source
-from .crops import CroppedViews, LoaderCrops, collate_views
-from .gpu_decode import EncodedBatch, collate_encoded, decode_views
-from .images import collate_images
-from .items import IMAGE_KEY
-from .streams import StreamBatch, StreamProgress, TrainingStream, collate_stream, merge_states
-
-__all__ = ["LearnerInput", "SpanningSampler", "TrainingData"]
+from ..datasets.base import DecodedDataset
+from ..formats.items import IMAGE_KEY
+from ..formats.tensors import collate_images
+from ..streams.progress import StreamBatch, StreamProgress, collate_stream, merge_states
+from ..streams.stream import TrainingStream
+from ..views.crops import CroppedViews, LoaderCrops, collate_views
+from ..views.gpu_decode import EncodedBatch, collate_encoded, decode_views
+from .prepare import prepare_dataset, takes_loader_crops
 
 
 class SpanningSampler(Sampler[tuple[int, int]]):
@@ -93,7 +93,7 @@ class _EpochItems(Dataset):
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
-        self.by_epoch = getattr(dataset, "views", None) is not None and hasattr(dataset, "set_item_epoch")
+        self.by_epoch = isinstance(dataset, DecodedDataset) and dataset.crops is not None
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
         epoch, index = key
@@ -128,7 +128,7 @@ class TrainingData:
     part of it, from the positions of :meth:`load_state_dict`, with no length.
     Items holding photos of any size (PIL images, encoded bytes: Hugging Face
     rows, shard samples) are decoded and sized in the workers
-    (:func:`~byol_pytorch.data.adapt.training_source`).
+    (:func:`~byol_pytorch.data.pipeline.prepare.prepare_dataset`).
 
     Args:
         dataset: a map-style dataset or a stream of images (any item :func:`collate_images` takes, dicts
@@ -140,9 +140,9 @@ class TrainingData:
         num_workers: loader worker processes.
         device: where batches go.
         crops: crop both views in the loader workers (uint8 to the device), where
-            the source holds photos (:func:`~byol_pytorch.data.adapt.takes_loader_crops`:
+            the dataset holds photos (:func:`~byol_pytorch.data.pipeline.prepare.takes_loader_crops`:
             folders, Hugging Face rows, shards, streams of PIL images); tensors
-            and arrays, and every source with ``None``, are sent whole.
+            and arrays, and every dataset with ``None``, are sent whole.
         image_size: the views' size: photos are sized to it, and JPEG-encoded views decoded on the device.
         image_key: the key of a dict item's image.
         shuffle_buffer: a stream's samples per loader worker to draw its order from.
@@ -157,19 +157,19 @@ class TrainingData:
                  num_workers: int, device: torch.device, crops: LoaderCrops | None = None,
                  image_size: tuple[int, int] | None = None, image_key: str | None = IMAGE_KEY,
                  shuffle_buffer: int = 1000) -> None:
-        source = training_source(dataset, image_size=image_size, image_key=image_key, rank=process_index,
-                                 world_size=num_processes, seed=seed, shuffle_buffer=shuffle_buffer)
-        self.stream = source if isinstance(source, TrainingStream) else None
-        length = None if self.stream is not None else len(source)  # type: ignore[arg-type]
+        prepared = prepare_dataset(dataset, image_size=image_size, image_key=image_key, rank=process_index,
+                                   world_size=num_processes, seed=seed, shuffle_buffer=shuffle_buffer)
+        self.stream = prepared if isinstance(prepared, TrainingStream) else None
+        length = None if self.stream is not None else len(prepared)  # type: ignore[arg-type]
         if length is not None and length < batch_size * num_processes:
             raise ValueError(f"the dataset has {length} images, fewer than one batch "
                              f"({batch_size} per process x {num_processes} processes)")
-        if crops is not None and not takes_loader_crops(source):
+        if crops is not None and not takes_loader_crops(prepared):
             crops = None  # tensors and arrays are sent whole; the learner crops them on the device
         if crops is not None:
-            source = source.with_views(crops)  # type: ignore[union-attr]
-            self.stream = source if self.stream is not None else None
-        self.dataset, self.length = source, length
+            prepared = prepared.with_crops(crops)  # type: ignore[union-attr]
+            self.stream = prepared if self.stream is not None else None
+        self.dataset, self.length = prepared, length
         # Where the stream stands: the positions of the batches consumed (streams only).
         self.progress = StreamProgress(num_processes * max(num_workers, 1)) if self.stream is not None else None
         self._stream_start: dict[str, Any] = {}

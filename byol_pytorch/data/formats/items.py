@@ -1,16 +1,16 @@
-"""Where the image of a dataset item is: dicts (Hugging Face rows, WebDataset samples), pairs, bare images.
+"""Where a dataset item's image and label are: dicts (Hugging Face rows, WebDataset samples), pairs, bare images.
 
 A Hugging Face ``datasets.Dataset`` row is ``{"image": PIL.Image, "label": 3}``;
 a WebDataset sample is ``{"__key__": "000017", "jpg": b"...", "cls": b"3"}``;
 a torchvision dataset gives ``(image, label)``. :func:`image_of` finds the
 image in each, :func:`check_first_item` reads the first item of a dataset or
 stream before anything is written, so a dataset that yields no image is refused
-with the keys or the type it does yield.
+with the keys or the type it does yield; :func:`is_stream` says whether a
+dataset is read in order or by index.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from torch.utils.data import IterableDataset
 
-from ..errors import NoImageInItemError
+from ...errors import NoImageInItemError
 
 # The key a dict item's image is looked up under first (Hugging Face's image columns are mostly "image").
 IMAGE_KEY = "image"
@@ -84,23 +84,6 @@ def image_of(item: Any, image_key: str | None = IMAGE_KEY) -> Any:
     return item
 
 
-def decode_image(value: Any) -> Any:
-    """Encoded file bytes (or an undecoded Hugging Face image dict) as an opened PIL image; anything else as is.
-
-    Raises:
-        PIL.UnidentifiedImageError: the bytes are not an image file PIL can read.
-        FileNotFoundError: an undecoded image dict without bytes names a missing file.
-    """
-    if isinstance(value, Mapping):
-        if value.get("bytes") is not None:
-            value = value["bytes"]
-        elif value.get("path"):
-            return Image.open(value["path"])
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return Image.open(io.BytesIO(bytes(value)))
-    return value
-
-
 def label_of(item: Any, label_key: str | None) -> int:
     """The integer label of an item: ``item[label_key]`` of a dict, the second element of a pair.
 
@@ -126,13 +109,28 @@ def label_of(item: Any, label_key: str | None) -> int:
         raise ValueError(f"label {label_key!r} must be an integer class index, got {value!r}") from None
 
 
+def is_hugging_face_stream(data: Any) -> bool:
+    """Whether ``data`` is a ``datasets.IterableDataset`` (not a torch ``IterableDataset`` in every ``datasets``)."""
+    return type(data).__module__.startswith("datasets.") and hasattr(data, "set_epoch")
+
+
+def is_stream(data: Any) -> bool:
+    """Whether ``data`` is read as a stream, in order, rather than by index.
+
+    Any ``torch.utils.data.IterableDataset`` (a :class:`~byol_pytorch.data.TrainingStream`
+    included), a ``datasets.IterableDataset`` and any other object without
+    indexing (a ``webdataset`` pipeline, a generator).
+    """
+    return isinstance(data, IterableDataset) or is_hugging_face_stream(data) or not hasattr(data, "__getitem__")
+
+
 def first_item(dataset: Iterable[Any]) -> Any:
     """Item 0 of a map-style dataset, or the first item of a stream (from a fresh iterator).
 
     Raises:
         ValueError: the dataset or stream is empty.
     """
-    if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__getitem__"):
+    if is_stream(dataset):
         first = list(itertools.islice(iter(dataset), 1))
         if not first:
             raise ValueError(f"the stream {_describe(dataset)} yielded no item; expected images")

@@ -1,4 +1,4 @@
-"""What a ``--data`` names, opened: an image folder, tar shards, a ``save_to_disk`` folder, Parquet files.
+"""The command line's sources: what a ``--data`` names, opened: an image folder, tar shards, a ``save_to_disk`` folder, Parquet files.
 
 ============================  =====================================  ==========================
 ``--data``                    read with                              labels (``eval``)
@@ -9,7 +9,7 @@
 ``data/*.parquet``            ``datasets.Dataset.from_parquet``      ``label_column``
 ============================  =====================================  ==========================
 
-Training reads shards as a :class:`~byol_pytorch.data.streams.TrainingStream`
+Training reads shards as a :class:`~byol_pytorch.data.TrainingStream`
 (no length, split across processes and workers); evaluation and embedding
 read every source by index, each item once.
 """
@@ -24,12 +24,11 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
-from .folder import ImageFolderDataset, OnUnreadable
-from .images import ImageSize
-from .items import IMAGE_KEY
-from .photos import PhotoDataset, PhotoTransform
-from .shards import ShardIndex, expand_shards, looks_like_shards
-from .streams import TrainingStream
+from ..data import ImageFolderDataset, PhotoDataset, PhotoTransform, TrainingStream
+from ..data.datasets.base import DecodedDataset, OnUnreadable
+from ..data.formats.items import IMAGE_KEY
+from ..data.streams.shards import ShardIndex, expand_shards, looks_like_shards
+from ..sizes import ImageSize
 
 SourceKind = Literal["folder", "shards", "saved", "parquet"]
 
@@ -192,18 +191,11 @@ def training_images(data: str, image_size: ImageSize, *, rank: int = 0, world_si
     return indexed_images(data, image_size, labelled=False, image_key=image_key, on_unreadable="next")
 
 
-def item_names(images: Dataset) -> list[str]:
+def item_names(images: DecodedDataset) -> list[str]:
     """The name of each item of :func:`indexed_images`: file paths, ``shard:key`` or ``DATA#row``."""
-    if isinstance(images, ImageFolderDataset):
-        return list(images.files)
-    assert isinstance(images, PhotoDataset) and images.names is not None
-    return list(images.names)
+    return [images.name(i) for i in range(len(images))]
 
 
-def unreadable_items(images: Dataset) -> set[int]:
+def unreadable_items(images: DecodedDataset) -> set[int]:
     """Indices of the items of :func:`indexed_images` found unreadable so far."""
-    if isinstance(images, ImageFolderDataset):
-        skipped = images.skipped_files
-        return {i for i, path in enumerate(images.files) if path in skipped}
-    assert isinstance(images, PhotoDataset)
     return images.skipped_indices

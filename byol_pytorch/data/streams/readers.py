@@ -1,4 +1,4 @@
-"""How each kind of stream source is read by one slot (a process's loader worker): which samples, from where.
+"""The per-slot readers of a stream: which samples one slot (a process's loader worker) reads, from where.
 
 Tar shards are dealt to slots by shard (by sample when there are fewer shards
 than slots); a ``datasets.IterableDataset`` is split by ``datasets`` itself;
@@ -6,7 +6,7 @@ a ``webdataset`` pipeline has its own splitting stages replaced by one that
 deals its shards to slots (its samples, when it has no such stage or fewer
 shards than slots); any other iterable is read whole by every slot, each
 keeping every ``S``-th sample. Each sample comes with the slot's *position* after reading it, from
-which :meth:`_Source.samples` restarts (see ``byol_pytorch.data.streams``).
+which :meth:`Reader.samples` restarts (see :mod:`byol_pytorch.data.streams.stream`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..formats.items import is_hugging_face_stream
 from .shards import expand_shards, shard_samples
 
 Position = dict[str, Any]
@@ -46,15 +47,15 @@ class Slot(NamedTuple):
         return f"{self.rank}/{self.worker}"
 
 
-class Source(ABC):
-    """How one kind of source is read by a slot: ``samples`` yields ``(raw sample, position after it)``."""
+class Reader(ABC):
+    """How one kind of stream is read by a slot: ``samples`` yields ``(raw sample, position after it)``."""
 
     @abstractmethod
     def samples(self, slot: Slot, start: Position) -> Iterator[tuple[Any, Position]]:
         """The slot's raw samples from ``start`` on, each with the position after it."""
 
 
-class _ShardSource(Source):
+class _ShardReader(Reader):
     """Tar shards, split by shard (or, with fewer shards than slots, by sample)."""
 
     def __init__(self, urls: list[str], seed: int, shuffle_shards: bool) -> None:
@@ -79,7 +80,7 @@ class _ShardSource(Source):
                     yield sample, {"pass": pass_, "shard": number, "read": read}
 
 
-class _HuggingFaceSource(Source):
+class _HuggingFaceReader(Reader):
     """A ``datasets.IterableDataset``: split by ``datasets`` across processes and workers, resumed from its state."""
 
     def __init__(self, dataset: Any, rank: int, world_size: int, undecoded: bool) -> None:
@@ -100,7 +101,7 @@ class _HuggingFaceSource(Source):
             yield sample, {"pass": pass_, "state": self.dataset.state_dict() if resumable else None}
 
 
-class _IterableSource(Source):
+class _IterableReader(Reader):
     """Any iterable: every slot reads all of it and keeps every ``count``-th sample."""
 
     def __init__(self, source: Iterable[Any]) -> None:
@@ -135,7 +136,7 @@ def _deal(source: Iterable[Any], slot: Slot) -> Iterator[Any]:
     return islice(source, slot.index, None, slot.count)
 
 
-class _WebDatasetSource(_IterableSource):
+class _WebDatasetReader(_IterableReader):
     """A ``webdataset`` pipeline (``wds.WebDataset``, ``wds.DataPipeline``), whose splitting is ours.
 
     webdataset's splitters read the process and worker from the environment
@@ -173,17 +174,17 @@ def _is_webdataset(source: Any) -> bool:
     return type(source).__module__.startswith("webdataset.") and isinstance(getattr(source, "pipeline", None), list)
 
 
-def source_of(source: Any, rank: int, world_size: int, seed: int, shuffle_shards: bool, undecoded: bool) -> Source:
-    """The reader of ``source`` for one process; ``undecoded``: a ``datasets`` source may yield its images encoded."""
+def reader_for(source: Any, rank: int, world_size: int, seed: int, shuffle_shards: bool, undecoded: bool) -> Reader:
+    """The reader of a stream's ``source`` for one process; ``undecoded``: ``datasets`` may yield images encoded."""
     if isinstance(source, str):
-        return _ShardSource(expand_shards(source), seed, shuffle_shards)
+        return _ShardReader(expand_shards(source), seed, shuffle_shards)
     if isinstance(source, (list, tuple)) and source and all(isinstance(u, str) for u in source):
-        return _ShardSource(list(source), seed, shuffle_shards)
-    if type(source).__module__.startswith("datasets.") and hasattr(source, "set_epoch"):
-        return _HuggingFaceSource(source, rank, world_size, undecoded)
+        return _ShardReader(list(source), seed, shuffle_shards)
+    if is_hugging_face_stream(source):
+        return _HuggingFaceReader(source, rank, world_size, undecoded)
     if _is_webdataset(source):
-        return _WebDatasetSource(source)
+        return _WebDatasetReader(source)
     if not isinstance(source, Iterable):
         raise TypeError(f"a stream's source must be shard names, a datasets.IterableDataset or an iterable, got "
                         f"{type(source).__module__}.{type(source).__qualname__}")
-    return _IterableSource(source)
+    return _IterableReader(source)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..model.augment import as_size
-from .images import ImageSize, Split, check_index
+from ...sizes import ImageSize, as_size
+from .base import check_index
+
+Split = Literal["train", "test", "all"]
 
 
 def _check_channels_and_fraction(channels: int, test_fraction: float) -> None:

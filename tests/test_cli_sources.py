@@ -1,4 +1,4 @@
-"""What --data names (byol_pytorch/data/sources.py and the CLI): tar shards, save_to_disk folders, Parquet."""
+"""What --data names (byol_pytorch/cli/sources.py and the CLI): tar shards, save_to_disk folders, Parquet."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from byol_pytorch.cli import main
-from byol_pytorch.data.sources import SourceError, indexed_images, source_kind
+from byol_pytorch.cli.sources import SourceError, indexed_images, source_kind
 
+from .cli_helpers import Capture, assert_usage_error, reset_accelerate, tiny
 from .photo_sources import hf_dataset, label, write_parquet, write_shards
-from .test_cli import _assert_usage_error, _Capture, _reset_accelerate, tiny
 
 COUNT = 12  # photos in every source
 # Three steps of four images at 32 px: a few seconds on a CPU.
@@ -49,12 +49,12 @@ def trained_on_saved(sources: dict[str, str], tmp_path_factory: pytest.TempPathF
     the command line reads Parquet here, for scoring, and not in a second training run.
     """
     run = tmp_path_factory.mktemp("runs") / "saved"
-    _reset_accelerate()
+    reset_accelerate()
     threads = torch.get_num_threads()
-    with _Capture() as capture:
+    with Capture() as capture:
         code = main(["train", *SHORT, "--data", sources["saved"], "--eval-data", sources["parquet"],
                      "--label-column", "kind", "--out", str(run)])
-    _reset_accelerate()
+    reset_accelerate()
     torch.set_num_threads(threads)
     assert code == 0, capture.err
     assert f"on {COUNT} images of {sources['saved']}" in capture.out
@@ -117,9 +117,9 @@ def test_sources_without_images_or_labels_are_refused(sources: dict[str, str], t
     table = write_parquet(tmp_path / "t.parquet", 4)
     hf_dataset(4).remove_columns("image").save_to_disk(str(tmp_path / "no-images"))
     capsys.readouterr()  # datasets' progress bars
-    _assert_usage_error(main(["train", *SHORT, "--data", str(tmp_path / "no-images"), *out]), capsys,
+    assert_usage_error(main(["train", *SHORT, "--data", str(tmp_path / "no-images"), *out]), capsys,
                         f"--data {tmp_path / 'no-images'}: dataset item is a dict with keys ['label']", "--image-key")
-    _assert_usage_error(main(["train", *SHORT, "--data", str(table), "--eval-data", str(table), *out]), capsys,
+    assert_usage_error(main(["train", *SHORT, "--data", str(table), "--eval-data", str(table), *out]), capsys,
                         f"--eval-data {table} has no label column 'label'; its columns are ['picture', 'kind']",
                         "--label-column")
     assert not (tmp_path / "run").exists()
@@ -129,10 +129,10 @@ def test_missing_or_imageless_shards_are_refused(tmp_path: Path, capsys: pytest.
     out = ["--out", str(tmp_path / "run")]
     pattern = write_shards(tmp_path / "shards", 2, 2)
     missing = pattern.replace("000001}", "000003}")
-    _assert_usage_error(main(["train", *SHORT, "--data", missing, *out]), capsys,
+    assert_usage_error(main(["train", *SHORT, "--data", missing, *out]), capsys,
                         "2 of the 4 shards do not exist, the first", "train-000002.tar")
     texts = write_shards(tmp_path / "texts", 1, 2, extension="txt")
-    _assert_usage_error(main(["train", *SHORT, "--data", texts, *out]), capsys,
+    assert_usage_error(main(["train", *SHORT, "--data", texts, *out]), capsys,
                         "no sample of the shards holds an image (.jpg, .jpeg, .png or .webp)")
     assert not (tmp_path / "run").exists()
 
