@@ -462,7 +462,9 @@ class BYOL(nn.Module):
                 raise TypeError("expected images x (B, C, H, W) or views=(view_1, view_2), got neither")
             x = self._check_input(x)
             if return_embedding:
-                embedding = self.online_encoder(self._prepare(x))
+                # Normalised only: the views' memory format speeds up training steps; embeddings
+                # stay those of the images as given, as FrozenEncoder's are.
+                embedding = self.online_encoder(self.normalize(x) if self.normalize is not None else x)
                 return (self.online_projector(embedding), embedding) if return_projection else embedding
             view_1, view_2 = self._augmented_views(x)
         loss, rep_1 = self._loss(view_1, view_2)
