@@ -105,7 +105,7 @@ class TrainerConfig:
     mixed_precision: str = _option(
         "auto", "autocast precision; auto: bf16 where the device has it (recent GPUs, AVX512-BF16/AMX CPUs), else no",
         choices=("auto", "no", "bf16", "fp16"))
-    # Not BYOL's default (off, for views only): the trainer also makes the weights channels-last, which the
+    # Not BYOL's default (views only, on a CPU): the trainer also makes the weights channels-last, which the
     # module leaves alone; benchmarks/README.md has the measurements.
     channels_last: bool = _option(True, "channels-last memory format for the network's weights and views")
     compile: bool = _option(False, "torch.compile the learner")

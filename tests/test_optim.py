@@ -436,11 +436,14 @@ def test_lars_steps_parameters_of_several_dtypes() -> None:
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])
-def test_adam_is_fused_only_on_cuda(name: str) -> None:
-    # On the CPU torch's default implementation runs as before; fused=True where the training runs on CUDA.
+def test_adam_is_fused_on_cpu_and_cuda_unless_told_otherwise(name: str) -> None:
     model = tiny_cnn()
-    assert build_optimizer(model, name, 1e-3).defaults["fused"] is None
+    assert build_optimizer(model, name, 1e-3).defaults["fused"] is True
     assert build_optimizer(model, name, 1e-3, foreach=False).defaults["fused"] is None
+    assert build_optimizer(model, name, 1e-3, fused=False).defaults["fused"] is False
+    assert build_optimizer(model.double(), name, 1e-3).defaults["fused"] is True
+    integer = [nn.Parameter(torch.zeros(2, dtype=torch.long), requires_grad=False)]
+    assert build_optimizer(integer, name, 1e-3).defaults["fused"] is None
     groups = [{"params": (p for p in model.parameters())}]  # a generator: still all there after the check
     assert len(build_optimizer(groups, name, 1e-3).param_groups[0]["params"]) == len(list(model.parameters()))
     if torch.cuda.is_available():

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import ImageSizeError, OptionError
 from .backbones import feature_mode, output_field, output_fields, timm_pre_logits
-from .precision import degenerate_convs_in_fp32
+from .precision import small_map_convolutions
 
 HiddenLayer = str | int
 TokenPool = Literal["cls", "mean"]
@@ -167,8 +167,8 @@ class HiddenLayerEncoder(nn.Module):
             raise ValueError(f"token_pool must be 'cls' or 'mean', got {token_pool!r}")
         self.spatial_pool = spatial_pool
         self.token_pool = token_pool
-        # Input size -> whether a convolution saw a map smaller than its kernel or stride (model/precision.py).
-        self._needs_fp32_convs: dict[tuple[str, tuple[int, ...]], bool] = {}
+        # Input size -> whether a convolution ran on a map of a pixel or a few (model/precision.py).
+        self._small_map_convs: dict[tuple[str, tuple[int, ...]], bool] = {}
         api = feature_mode(net, hidden_layer)
         # timm's pre-logits and a transformers output field are read through the network's own API.
         self.layer = hidden_layer if api is not None else resolve_hidden_layer(net, hidden_layer)
@@ -221,9 +221,9 @@ class HiddenLayerEncoder(nn.Module):
         Returns:
             ``(B, D)`` features.
         """
-        # Keyed by what fixes every layer's shapes; batch size does not change which convolutions are degenerate.
+        # Keyed by what fixes every layer's shapes; batch size does not change which maps are small.
         key = (x.device.type, tuple(x.shape[2:]))
-        with degenerate_convs_in_fp32(x.device.type, self._needs_fp32_convs, key):
+        with small_map_convolutions(x.device.type, self._small_map_convs, key):
             return self.pool(self._raw_forward(x))
 
     def pool(self, out: object) -> torch.Tensor:
