@@ -85,3 +85,21 @@ def load_network_state(path: str | os.PathLike[str]) -> dict[str, Any]:
         except (SafetensorError, OSError) as err:
             raise CheckpointError(f"{path} is not a readable safetensors file ({err})", path) from err
     return safe_load(path)
+
+
+def run_files(path: Path) -> tuple[Path, Path]:
+    """The run folder and the weights file of ``path`` (a run folder, its ``net.pt`` or ``net.safetensors``).
+
+    Raises:
+        FileNotFoundError: no such path, or the folder lacks ``run.json`` or the weights.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"no such run folder or file: {path}; pass a folder written by 'byol-pytorch train'")
+    run_dir = path.parent if path.is_file() else path
+    weights = path if path.is_file() else next(
+        (run_dir / name for name in NETWORK_FILES if (run_dir / name).is_file()), run_dir / "net.pt")
+    missing = [p.name for p in (run_dir / "run.json", weights) if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run_dir}: {' and '.join(missing)} missing; a run folder has them from its first "
+                                "checkpoint on")
+    return run_dir, weights

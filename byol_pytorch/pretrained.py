@@ -18,23 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .export import NETWORK_FILES, load_network_state
+from .export import load_network_state, run_files
 
 __all__ = ["load_network", "read_run_description"]
-
-
-def _files(path: Path) -> tuple[Path, Path]:
-    """The run folder and the weights file of ``path`` (a run folder, its ``net.pt`` or ``net.safetensors``)."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such run folder or file; pass a folder written by 'byol-pytorch train'")
-    run_dir = path.parent if path.is_file() else path
-    weights = path if path.is_file() else next(
-        (run_dir / name for name in NETWORK_FILES if (run_dir / name).is_file()), run_dir / "net.pt")
-    missing = [p.name for p in (run_dir / "run.json", weights) if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"{run_dir}: {' and '.join(missing)} missing; a run folder has them from its first "
-                                "checkpoint on")
-    return run_dir, weights
 
 
 def read_run_description(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -44,7 +30,7 @@ def read_run_description(path: str | os.PathLike[str]) -> dict[str, Any]:
         FileNotFoundError: no such folder, or no ``run.json`` in it.
         ValueError: ``run.json`` is not a run description.
     """
-    run_dir, _ = _files(Path(path))
+    run_dir, _ = run_files(Path(path))
     spec_path = run_dir / "run.json"
     try:
         spec = json.loads(spec_path.read_text(encoding="utf-8"))
@@ -82,7 +68,7 @@ def load_network(path: str | os.PathLike[str]) -> nn.Module:
     from .cli.runs import state_dict_mismatch
 
     spec = read_run_description(path)
-    _, weights = _files(Path(path))
+    _, weights = run_files(Path(path))
     state = load_network_state(weights)
     if "learner" in state and "optimizer" in state:
         raise ValueError(f"{weights} is a full training checkpoint; pass its run folder, whose net.pt holds the "

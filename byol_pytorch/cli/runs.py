@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..export import NETWORK_FILES, load_network_state
+from ..export import load_network_state, run_files
 from .common import PROG, CLIError, first_line
 from .networks import (
     DEFAULT_FOLDER_IMAGE_SIZE,
@@ -33,16 +33,10 @@ def read_run(checkpoint: str) -> tuple[Path, dict[str, Any], dict[str, torch.Ten
     ``--checkpoint`` names the run folder (its ``net.pt``, else its
     ``net.safetensors``, is read) or either file of it.
     """
-    path = Path(checkpoint)
-    if not path.exists():
-        raise CLIError(f"--checkpoint {checkpoint}: no such run folder; pass a folder written by '{PROG} train'")
-    run_dir = path.parent if path.is_file() else path
-    weights = path if path.is_file() else next(
-        (run_dir / name for name in NETWORK_FILES if (run_dir / name).is_file()), run_dir / "net.pt")
-    missing = [p.name for p in (run_dir / "run.json", weights) if not p.is_file()]
-    if missing:
-        raise CLIError(f"--checkpoint {checkpoint}: {' and '.join(missing)} missing; pass a run folder written by "
-                       f"'{PROG} train' (net.pt and net.safetensors appear at the first checkpoint)")
+    try:
+        run_dir, weights = run_files(Path(checkpoint))
+    except FileNotFoundError as err:
+        raise CLIError(f"--checkpoint: {err}") from err
     try:
         spec = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
         spec["model"], spec["image_size"]
