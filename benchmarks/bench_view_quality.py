@@ -105,17 +105,15 @@ def knn_top1(learner: BYOL, memory: tuple[torch.Tensor, torch.Tensor], queries: 
     return (votes.argmax(1) == queries[1]).float().mean().item()
 
 
-def run(pipeline: str, seed: int, args: argparse.Namespace, photos: list[torch.Tensor]) -> dict:
-    generator = torch.Generator().manual_seed(1000 + seed)  # the same patches for both pipelines
+def train_and_score(learner: BYOL, seed: int, args: argparse.Namespace, photos: list[torch.Tensor],
+                    label: str) -> dict:
+    """Trains ``learner`` by BYOL on the seed's training patches; its kNN top-1 before and after, and the time."""
+    generator = torch.Generator().manual_seed(1000 + seed)  # the same patches for every setting compared
     train, _ = patches(photos, 400, held_out=False, generator=generator)
     memory = patches(photos, 100, held_out=False, generator=generator)
     queries = patches(photos, 100, held_out=True, generator=generator)
-    torch.manual_seed(seed)
-    learner = BYOL(torchvision.models.resnet18(num_classes=10), VIEW, hidden_layer="avgpool")
-    if pipeline == "kornia":
-        learner.augment1.colour, learner.augment2.colour = kornia_colour(1), kornia_colour(2)
     initial = knn_top1(copy.deepcopy(learner), memory, queries)
-    optimizer = torch.optim.Adam([p for p in learner.parameters() if p.requires_grad], lr=args.lr)
+    optimizer = torch.optim.Adam(learner.trained_parameters(), lr=args.lr)
     started = time.perf_counter()
     for _ in range(args.steps):
         batch = train[torch.randint(0, len(train), (args.batch_size,))]
@@ -126,10 +124,33 @@ def run(pipeline: str, seed: int, args: argparse.Namespace, photos: list[torch.T
         learner.update_moving_average()
     seconds = time.perf_counter() - started
     trained = knn_top1(learner, memory, queries)
-    print(f"{pipeline:7s} seed {seed}: kNN top-1 {trained:.3f} (random init {initial:.3f}), "
+    print(f"{label:10s} seed {seed}: kNN top-1 {trained:.3f} (random init {initial:.3f}), "
           f"final loss {loss.item():.3f}, {seconds:.0f} s", flush=True)
-    return {"pipeline": pipeline, "seed": seed, "knn_top1": trained, "knn_top1_random_init": initial,
-            "final_loss": loss.item(), "train_seconds": seconds}
+    return {"seed": seed, "knn_top1": trained, "knn_top1_random_init": initial, "final_loss": loss.item(),
+            "train_seconds": seconds}
+
+
+def summarise(runs: list[dict], key: str, names: tuple[str, ...], args: argparse.Namespace, **extra: object) -> None:
+    """Prints each setting's mean and spread over the seeds and writes every run and the summary to ``args.out``."""
+    summary = {}
+    for name in names:
+        values = [r["knn_top1"] for r in runs if r[key] == name]
+        summary[name] = {"mean": statistics.mean(values),
+                         "stdev": statistics.stdev(values) if len(values) > 1 else 0.0}
+        print(f"{name}: kNN top-1 {summary[name]['mean']:.3f} ± {summary[name]['stdev']:.3f} over seeds {args.seeds}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"arguments": {k: str(v) for k, v in vars(args).items()}, "runs": runs,
+                                    "summary": summary, **extra, "load_average": os.getloadavg(),
+                                    "torch_threads": torch.get_num_threads()}, indent=2))
+    print(f"written to {args.out}")
+
+
+def run(pipeline: str, seed: int, args: argparse.Namespace, photos: list[torch.Tensor]) -> dict:
+    torch.manual_seed(seed)
+    learner = BYOL(torchvision.models.resnet18(num_classes=10), VIEW, hidden_layer="avgpool")
+    if pipeline == "kornia":
+        learner.augment1.colour, learner.augment2.colour = kornia_colour(1), kornia_colour(2)
+    return {"pipeline": pipeline, **train_and_score(learner, seed, args, photos, pipeline)}
 
 
 def main() -> None:
@@ -145,18 +166,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     photos = photographs()
     runs = [run(pipeline, seed, args, photos) for seed in args.seeds for pipeline in ("ours", "kornia")]
-    summary = {}
-    for pipeline in ("ours", "kornia"):
-        values = [r["knn_top1"] for r in runs if r["pipeline"] == pipeline]
-        summary[pipeline] = {"mean": statistics.mean(values),
-                             "stdev": statistics.stdev(values) if len(values) > 1 else 0.0}
-        print(f"{pipeline}: kNN top-1 {summary[pipeline]['mean']:.3f} ± {summary[pipeline]['stdev']:.3f} "
-              f"over seeds {args.seeds}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"arguments": {k: str(v) for k, v in vars(args).items()}, "runs": runs,
-                                    "summary": summary, "photos": PHOTOS, "load_average": os.getloadavg(),
-                                    "torch_threads": torch.get_num_threads()}, indent=2))
-    print(f"written to {args.out}")
+    summarise(runs, "pipeline", ("ours", "kornia"), args, photos=PHOTOS)
 
 
 if __name__ == "__main__":
